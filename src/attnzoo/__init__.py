@@ -1,0 +1,22 @@
+"""attnzoo: exact, tested visual attention modules for CNNs, and the models that use them."""
+
+from .layers import create_attn, create_fusion, list_attn, list_fusion, register_attn, register_fusion
+from .models import create_model, list_models, register_model
+from .utils import count_macs, count_params
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "count_macs",
+    "count_params",
+    "create_attn",
+    "create_fusion",
+    "create_model",
+    "list_attn",
+    "list_fusion",
+    "list_models",
+    "register_attn",
+    "register_fusion",
+    "register_model",
+]

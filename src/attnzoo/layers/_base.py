@@ -1,0 +1,56 @@
+"""Shared plumbing for every attention and fusion module: argument and input checks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def hidden_width(channels: int, reduction: float, min_hidden: int) -> int:
+    """Width of a squeeze bottleneck: ``max(min_hidden, channels // reduction)``, never 0."""
+    if reduction <= 0:
+        raise ValueError(f"reduction must be positive, got {reduction}")
+    if min_hidden < 1:
+        raise ValueError(f"min_hidden must be at least 1, got {min_hidden}")
+    return max(int(min_hidden), int(channels // reduction))
+
+
+def check_channels(module: str, channels: int) -> int:
+    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+        raise ValueError(f"{module}: channels must be a positive int, got {channels!r}")
+    return channels
+
+
+class AttentionModule(nn.Module):
+    """Base of every attention module: ``y = m(x)`` with ``y.shape == x.shape``.
+
+    Subclasses call ``self.check_input(x)`` first in ``forward`` so that a wrong
+    input fails with a ``ValueError`` naming the module and both shapes rather than
+    a bare shape error from a conv or matmul deep inside.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = check_channels(type(self).__name__, channels)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"{type(self).__name__}: expected input of shape (N, {self.channels}, H, W), "
+                f"got {tuple(x.shape)}"
+            )
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}"
+
+
+class FusionModule(AttentionModule):
+    """Base of every fusion module: ``z = m(x, y)`` with ``x``, ``y`` and ``z`` of one shape."""
+
+    def check_pair(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.check_input(x)
+        if x.shape != y.shape:
+            raise ValueError(
+                f"{type(self).__name__}: inputs must have the same shape, "
+                f"got x {tuple(x.shape)} and y {tuple(y.shape)}"
+            )

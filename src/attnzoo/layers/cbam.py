@@ -1,0 +1,127 @@
+"""CBAM: channel attention followed by spatial attention."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._base import AttentionModule, hidden_width
+from .registry import register_attn
+
+
+@register_attn("cbam_channel")
+class CBAMChannel(AttentionModule):
+    """CBAM channel attention: an SE gate fed by both the global average and the global max.
+
+    ``Mc = σ(MLP(AvgPool(x)) + MLP(MaxPool(x)))``, ``y = x ⊙ Mc``, with one **shared**
+    MLP ``C → h → C`` (1×1 convs with bias, ReLU between), ``h = max(min_hidden, C // reduction)``.
+    Both pools are global over H×W.
+
+    Args:
+        channels: input channels ``C``.
+        reduction: ``r`` (default 16). min_hidden: lower bound on ``h`` (default 8).
+        bias: bias in the MLP (default True, as in the official code's ``nn.Linear``).
+
+    Reference: Woo, Park, Lee, Kweon. "CBAM: Convolutional Block Attention Module",
+    ECCV 2018, arXiv:1807.06521.
+
+    Differences from common public copies: some copies use ``nn.MaxPool2d(1)`` /
+    ``nn.AvgPool2d(1)``, which are identities, so their "channel" attention is a per-pixel
+    gate; here the pools are global.
+    """
+
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True) -> None:
+        super().__init__(channels)
+        hidden = hidden_width(channels, reduction, min_hidden)
+        self.mlp = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1, bias=bias),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1, bias=bias),
+        )
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        n = x.shape[0]
+        # One MLP call on the stacked (avg, max) descriptors instead of two.
+        pooled = torch.cat([x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)], dim=0)
+        logits = self.mlp(pooled)
+        weights = self.gate(logits[:n] + logits[n:])
+        return x * weights
+
+
+@register_attn("cbam_spatial")
+class CBAMSpatial(AttentionModule):
+    """CBAM spatial attention: a k×k conv over the channel-wise mean and max maps.
+
+    ``Ms = σ(conv_k×k([mean_c(x); max_c(x)]))`` of shape ``(N, 1, H, W)``, ``y = x ⊙ Ms``.
+
+    Args:
+        channels: input channels ``C`` (the module has no per-channel parameters; it is
+            checked against the input like every other module).
+        kernel_size: odd ``k`` (default 7; the paper's ablation prefers 7×7 to 3×3),
+            padding ``k // 2``.
+        variant: ``"paper"`` (default): maps ordered (mean, max), conv with bias, no norm.
+            ``"official"``: the authors' code: maps ordered (max, mean), bias-free conv
+            followed by ``BatchNorm2d(1)`` whose weight starts at 0, so ``Ms = 0.5`` at init.
+
+    Reference: Woo et al., ECCV 2018, arXiv:1807.06521 (Sec. 3, Fig. 2).
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 7, variant: str = "paper") -> None:
+        super().__init__(channels)
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"CBAMSpatial: kernel_size must be a positive odd int, got {kernel_size}")
+        if variant not in ("paper", "official"):
+            raise ValueError(f"CBAMSpatial: variant must be 'paper' or 'official', got {variant!r}")
+        self.variant = variant
+        official = variant == "official"
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=not official)
+        self.norm = nn.BatchNorm2d(1) if official else nn.Identity()
+        if official:
+            nn.init.zeros_(self.norm.weight)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        mean_map = x.mean(1, keepdim=True)
+        max_map = x.amax(1, keepdim=True)
+        maps = [max_map, mean_map] if self.variant == "official" else [mean_map, max_map]
+        weights = self.gate(self.norm(self.conv(torch.cat(maps, dim=1))))
+        return x * weights
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, variant={self.variant!r}"
+
+
+@register_attn("cbam")
+class CBAM(AttentionModule):
+    """CBAM: channel attention, then spatial attention on the channel-refined map.
+
+    ``x' = x ⊙ Mc(x)``, ``y = x' ⊙ Ms(x')`` (see :class:`CBAMChannel`, :class:`CBAMSpatial`).
+
+    Args:
+        channels: input channels ``C``.
+        reduction, min_hidden, bias: of the channel MLP (defaults 16, 8, True).
+        kernel_size, variant: of the spatial conv (defaults 7, ``"paper"``).
+
+    Reference: Woo et al., "CBAM", ECCV 2018, arXiv:1807.06521. In a ResNet it sits on the
+    residual branch after the last BN, before the identity is added (paper Fig. 3).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: float = 16,
+        min_hidden: int = 8,
+        bias: bool = True,
+        kernel_size: int = 7,
+        variant: str = "paper",
+    ) -> None:
+        super().__init__(channels)
+        self.channel = CBAMChannel(channels, reduction=reduction, min_hidden=min_hidden, bias=bias)
+        self.spatial = CBAMSpatial(channels, kernel_size=kernel_size, variant=variant)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.spatial(self.channel(x))

@@ -1,0 +1,201 @@
+"""HA-CNN soft (pixel-level) and hard (region-level) attention."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._base import AttentionModule, check_channels, hidden_width
+from .registry import register_attn
+
+
+class ConvBlock(nn.Sequential):
+    """conv (with bias) + BatchNorm + ReLU, HA-CNN's basic unit."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class HASpatialMap(nn.Module):
+    """HA-CNN spatial attention map ``(N, 1, H, W)``: channel mean → 3×3/2 ConvBlock → bilinear
+    resize back to exactly ``(H, W)`` → 1×1 ConvBlock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = ConvBlock(1, 1, 3, stride=2, padding=1)
+        self.conv2 = ConvBlock(1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[2], x.shape[3]
+        s = self.conv1(x.mean(1, keepdim=True))
+        # Resize to the input's own size: a fixed ×2 (as in public copies) is wrong for odd H, W.
+        s = F.interpolate(s, size=(h, w), mode="bilinear", align_corners=True)
+        return self.conv2(s)
+
+
+class HAChannelMap(nn.Module):
+    """HA-CNN channel attention map ``(N, C, 1, 1)``: GAP → ConvBlock(C → h) → ConvBlock(h → C)."""
+
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8) -> None:
+        super().__init__()
+        hidden = hidden_width(channels, reduction, min_hidden)
+        self.conv1 = ConvBlock(channels, hidden, 1)
+        self.conv2 = ConvBlock(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x.mean((2, 3), keepdim=True)))
+
+
+@register_attn("ha_soft")
+class HASoftAttention(AttentionModule):
+    """HA-CNN soft attention: a joint spatial × channel map, mixed by a 1×1 ConvBlock.
+
+    ``A = σ(ConvBlock_1×1(S(x) ⊗ C(x)))`` with ``S`` :class:`HASpatialMap` ``(N, 1, H, W)``
+    and ``C`` :class:`HAChannelMap` ``(N, C, 1, 1)``; ``y = x ⊙ A``. The ConvBlock ends in a
+    ReLU, so ``A`` lies in ``[0.5, 1)``: soft attention can only damp a pixel by half.
+
+    Args:
+        channels: ``C``. reduction: of the channel map (default 16).
+        min_hidden: lower bound on its hidden width (default 8).
+
+    Reference: Li, Zhu, Gong. "Harmonious Attention Network for Person Re-Identification",
+    CVPR 2018, arXiv:1802.08122 (Sec. 3.1, Fig. 3).
+
+    Differences from common public copies: the spatial map is resized to the input's size
+    (copies use a fixed ×2 with the removed ``F.upsample``, wrong for odd sizes) and the
+    hidden width never reaches 0.
+    """
+
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8) -> None:
+        super().__init__(channels)
+        self.spatial = HASpatialMap()
+        self.channel = HAChannelMap(channels, reduction, min_hidden)
+        self.mix = ConvBlock(channels, channels, 1)
+        self.gate = nn.Sigmoid()
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The soft attention ``A``, shape ``(N, C, H, W)``, values in ``[0.5, 1)``."""
+        self.check_input(x)
+        return self.gate(self.mix(self.spatial(x) * self.channel(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weights(x)
+
+
+@register_attn("ha_spatial")
+class HASpatialAttention(AttentionModule):
+    """HA-CNN spatial attention used on its own: one sigmoid map over H×W shared by all channels.
+
+    ``y = x ⊙ σ(S(x))`` with ``S`` :class:`HASpatialMap`.
+
+    HA-CNN only uses ``S`` inside the soft attention; standing alone it needs a gate, and we
+    use the sigmoid that :class:`HASoftAttention` ends in (values in ``[0.5, 1)``).
+    ``channels`` is only checked: the module has 6 parameters whatever ``C``.
+
+    Reference: Li et al., CVPR 2018, arXiv:1802.08122 (Sec. 3.1 (I.1)).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
+        self.spatial = HASpatialMap()
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return x * self.gate(self.spatial(x))
+
+
+@register_attn("ha_channel")
+class HAChannelAttention(AttentionModule):
+    """HA-CNN channel attention used on its own: one sigmoid weight per channel.
+
+    ``y = x ⊙ σ(C(x))`` with ``C`` :class:`HAChannelMap`.
+
+    Like SE with ConvBlocks (conv + BN + ReLU) in place of the plain MLP; the sigmoid gate is
+    ours (HA-CNN only uses ``C`` inside the soft attention), so values lie in ``[0.5, 1)``.
+
+    Args: channels ``C``; reduction (default 16); min_hidden (default 8).
+
+    Reference: Li et al., CVPR 2018, arXiv:1802.08122 (Sec. 3.1 (I.2)).
+    """
+
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8) -> None:
+        super().__init__(channels)
+        self.channel = HAChannelMap(channels, reduction, min_hidden)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return x * self.gate(self.channel(x))
+
+
+class HardRegionAttention(nn.Module):
+    """HA-CNN hard attention: predicts K horizontal stripes as affine transforms.
+
+    ``t = tanh(W · GAP(x) + b)`` gives K translations ``(tx, ty)``; region k is
+    ``θ_k = [[1, 0, tx], [0, 1/K, ty]]`` (full width, 1/K of the height), in the normalised
+    coordinates of ``F.affine_grid``. ``W`` starts at 0 and ``b`` at evenly spaced stripe
+    centres (K = 4: ty = −0.75, −0.25, 0.25, 0.75), so the regions start as K equal stripes.
+
+    Returns ``θ`` of shape ``(N, K, 2, 3)``. Use :func:`crop_regions` to sample the regions.
+
+    Reference: Li et al., CVPR 2018, arXiv:1802.08122 (Sec. 3.1 (II), Eq. 3).
+    """
+
+    def __init__(self, channels: int, num_regions: int = 4) -> None:
+        super().__init__()
+        self.channels = check_channels("HardRegionAttention", channels)
+        self.num_regions = num_regions
+        self.fc = nn.Linear(channels, 2 * num_regions)
+        self.gate = nn.Tanh()
+        scale = torch.tensor([[1.0, 0.0], [0.0, 1.0 / num_regions]])
+        self.register_buffer("scale", scale, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        k = self.num_regions
+        centres = torch.tensor([-1.0 + (2 * i + 1) / k for i in range(k)])
+        bias = torch.stack([torch.zeros(k), centres], dim=1).flatten()  # (tx, ty) pairs
+        nn.init.zeros_(self.fc.weight)
+        with torch.no_grad():
+            self.fc.bias.copy_(bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"HardRegionAttention: expected input of shape (N, {self.channels}, H, W), got {tuple(x.shape)}"
+            )
+        n, k = x.shape[0], self.num_regions
+        t = self.gate(self.fc(x.mean((2, 3)))).view(n, k, 2, 1)
+        return torch.cat([self.scale.to(t.dtype).expand(n, k, 2, 2), t], dim=3)
+
+
+def crop_regions(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int]) -> list[torch.Tensor]:
+    """Sample each region ``θ[:, k]`` of ``x`` (bilinear) at output ``size`` ``(h, w)``."""
+    n, c = x.shape[0], x.shape[1]
+    crops = []
+    for k in range(theta.shape[1]):
+        grid = F.affine_grid(theta[:, k], [n, c, size[0], size[1]], align_corners=False)
+        crops.append(F.grid_sample(x, grid.to(x.dtype), align_corners=False))
+    return crops
+
+
+class HarmoniousAttention(nn.Module):
+    """HA-CNN harmonious attention: soft attention weights and hard-region transforms of one input.
+
+    Returns ``(A, θ)``: ``A`` of :class:`HASoftAttention` ``(N, C, H, W)``, ``θ`` of
+    :class:`HardRegionAttention` ``(N, K, 2, 3)``.
+    """
+
+    def __init__(self, channels: int, num_regions: int = 4) -> None:
+        super().__init__()
+        self.soft = HASoftAttention(channels)
+        self.hard = HardRegionAttention(channels, num_regions)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.soft.weights(x), self.hard(x)

@@ -1,0 +1,73 @@
+"""Name -> class registries for attention and fusion modules.
+
+Every module is built the same way, ``cls(channels, **options)``, so a model can take
+an attention block by name (``attn="cbam"``) and pass options through unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from torch import nn
+
+T = TypeVar("T", bound=type[nn.Module])
+
+_ATTN: dict[str, type[nn.Module]] = {}
+_FUSION: dict[str, type[nn.Module]] = {}
+
+
+def _register(table: dict[str, type[nn.Module]], kind: str, name: str) -> Callable[[T], T]:
+    def decorator(cls: T) -> T:
+        if name in table:
+            raise ValueError(f"{kind} {name!r} is already registered to {table[name].__name__}")
+        table[name] = cls
+        return cls
+
+    return decorator
+
+
+def register_attn(name: str) -> Callable[[T], T]:
+    """Class decorator: make ``cls`` available as ``create_attn(name, channels, ...)``."""
+    return _register(_ATTN, "attention", name)
+
+
+def register_fusion(name: str) -> Callable[[T], T]:
+    """Class decorator: make ``cls`` available as ``create_fusion(name, channels, ...)``."""
+    return _register(_FUSION, "fusion", name)
+
+
+def _lookup(table: dict[str, type[nn.Module]], kind: str, name: str) -> type[nn.Module]:
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown {kind} module {name!r}; valid names: {', '.join(sorted(table))}"
+        ) from None
+
+
+def list_attn() -> list[str]:
+    """Sorted names of the registered attention modules."""
+    return sorted(_ATTN)
+
+
+def list_fusion() -> list[str]:
+    """Sorted names of the registered fusion modules."""
+    return sorted(_FUSION)
+
+
+def get_attn_class(name: str) -> type[nn.Module]:
+    return _lookup(_ATTN, "attention", name)
+
+
+def get_fusion_class(name: str) -> type[nn.Module]:
+    return _lookup(_FUSION, "fusion", name)
+
+
+def create_attn(name: str, channels: int, **options) -> nn.Module:
+    """Build attention module ``name`` for ``channels`` input channels: ``y = m(x)``."""
+    return get_attn_class(name)(channels, **options)
+
+
+def create_fusion(name: str, channels: int, **options) -> nn.Module:
+    """Build fusion module ``name`` for ``channels`` channels: ``z = m(x, y)``."""
+    return get_fusion_class(name)(channels, **options)

@@ -1,0 +1,46 @@
+"""Squeeze-and-Excitation channel attention."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._base import AttentionModule, hidden_width
+from .registry import register_attn
+
+
+@register_attn("se")
+class SqueezeExcite(AttentionModule):
+    """Squeeze-and-Excitation: reweight each channel by a gate computed from its global mean.
+
+    ``s = σ(W2 · ReLU(W1 · GAP(x)))``, ``y = x ⊙ s`` (``s`` has shape ``(N, C, 1, 1)``).
+
+    ``W1: C → h`` and ``W2: h → C`` are 1×1 convs with bias (as in the official Caffe
+    model), ``h = max(min_hidden, C // reduction)``.
+
+    Args:
+        channels: input channels ``C``.
+        reduction: ``r`` in ``h = C // r`` (default 16, the paper's choice).
+        min_hidden: lower bound on ``h`` (default 8) so small ``C`` never gives a zero width.
+        bias: whether the two 1×1 convs have a bias (default True).
+
+    Reference: Hu, Shen, Sun. "Squeeze-and-Excitation Networks", CVPR 2018, arXiv:1709.01507.
+
+    Differences from common public copies: the squeeze is a true global mean over H×W;
+    the hidden width is an integer and never 0 (copies use ``C / r`` float division or
+    let ``C // r`` reach 0); the default reduction is the paper's 16, not 1.
+    """
+
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True) -> None:
+        super().__init__(channels)
+        hidden = hidden_width(channels, reduction, min_hidden)
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        s = x.mean((2, 3), keepdim=True)
+        s = self.gate(self.fc2(self.act(self.fc1(s))))
+        return x * s

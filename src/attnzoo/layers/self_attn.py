@@ -1,0 +1,149 @@
+"""Image self-attention: SAGAN-style attention and the non-local block (embedded Gaussian)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._base import AttentionModule, hidden_width
+from .registry import register_attn
+
+# Default cap on query positions × key positions per image: 2**24 fp32 logits = 64 MiB
+# per sample before softmax. Raise it explicitly if you mean to pay for more.
+DEFAULT_MAX_ATTN_ELEMENTS = 1 << 24
+
+
+def _attention_rows(gate: nn.Module, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """``softmax(queryᵀ key)`` over keys, computed in fp32 even under autocast.
+
+    query: (N, d, Lq), key: (N, d, Lk) -> (N, Lq, Lk). The softmax goes through ``gate``
+    so a forward hook sees the attention rows.
+    """
+    dtype = torch.promote_types(query.dtype, torch.float32)  # fp16/bf16 -> fp32, fp64 stays
+    with torch.autocast(device_type=query.device.type, enabled=False):
+        logits = torch.bmm(query.to(dtype).transpose(1, 2), key.to(dtype))
+        return gate(logits)
+
+
+def _check_attention_size(module: AttentionModule, queries: int, keys: int, limit: int) -> None:
+    if queries * keys > limit:
+        raise ValueError(
+            f"{type(module).__name__}: attention over {queries} query × {keys} key positions "
+            f"needs {queries * keys} logits per image, above max_attn_elements={limit}; "
+            "subsample keys (kv_stride / subsample), use a smaller feature map, "
+            "or raise max_attn_elements"
+        )
+
+
+@register_attn("self_attn")
+class SelfAttention2d(AttentionModule):
+    """SAGAN self-attention: every position attends to all positions, added back with a learned scale.
+
+    With ``N = H·W`` positions: ``q = Wq x``, ``k = Wk x`` (``C → d``), ``v = Wv x`` (``C → C``),
+    ``A = softmax(qᵀk)`` over keys (``N × N``), ``o = v Aᵀ``, ``y = γ·o + x`` with ``γ = 0`` at
+    init, so the block starts as the identity. ``d = max(min_hidden, C // reduction)``.
+
+    Memory grows as ``(H·W)²``: ``kv_stride > 1`` max-pools keys and values by that factor
+    (SAGAN's generator uses 2), and inputs whose attention matrix would exceed
+    ``max_attn_elements`` logits per image raise ``ValueError`` instead of exhausting memory.
+    Logits and softmax run in fp32 under autocast.
+
+    Args:
+        channels: ``C``. reduction: ``C // d`` (default 8). min_hidden: lower bound on ``d`` (1).
+        kv_stride: key/value subsampling (default 1, none).
+        max_attn_elements: cap on ``H·W × keys`` per image (default 2**24).
+
+    Reference: Zhang, Goodfellow, Metaxas, Odena. "Self-Attention Generative Adversarial
+    Networks", ICML 2019, arXiv:1805.08318.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: float = 8,
+        min_hidden: int = 1,
+        kv_stride: int = 1,
+        max_attn_elements: int = DEFAULT_MAX_ATTN_ELEMENTS,
+    ) -> None:
+        super().__init__(channels)
+        if kv_stride < 1:
+            raise ValueError(f"SelfAttention2d: kv_stride must be >= 1, got {kv_stride}")
+        hidden = hidden_width(channels, reduction, min_hidden)
+        self.kv_stride = kv_stride
+        self.max_attn_elements = max_attn_elements
+        self.query = nn.Conv2d(channels, hidden, 1)
+        self.key = nn.Conv2d(channels, hidden, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gate = nn.Softmax(dim=-1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        n, c, h, w = x.shape
+        kv = x
+        if self.kv_stride > 1:
+            kv = F.max_pool2d(x, self.kv_stride, self.kv_stride, ceil_mode=True)
+        _check_attention_size(self, h * w, kv.shape[2] * kv.shape[3], self.max_attn_elements)
+        q = self.query(x).flatten(2)  # (N, d, HW)
+        k = self.key(kv).flatten(2)  # (N, d, L)
+        v = self.value(kv).flatten(2)  # (N, C, L)
+        attn = _attention_rows(self.gate, q, k)  # (N, HW, L)
+        out = torch.bmm(v, attn.to(v.dtype).transpose(1, 2)).view(n, c, h, w)
+        return x + self.gamma * out
+
+
+@register_attn("nonlocal")
+class NonLocal2d(AttentionModule):
+    """Non-local block, embedded Gaussian: a residual self-attention with a BN whose weight starts at 0.
+
+    ``f = softmax(θ(x)ᵀ φ(x))`` over keys, ``z = x + BN(W_z(g(x) fᵀ))``; ``θ, φ, g: C → d``
+    (1×1 convs), ``W_z: d → C``, ``d = max(min_hidden, C // reduction)``. The BN weight and
+    bias start at 0 so the block starts as the identity.
+
+    Args:
+        channels: ``C``. reduction: ``C // d`` (default 2, the paper's halving).
+        min_hidden: lower bound on ``d`` (default 1).
+        subsample: 2×2 max-pool ``φ`` and ``g`` (default True, as in the paper), which
+            divides the attention matrix by about 4.
+        max_attn_elements: cap on query × key positions per image (default 2**24).
+
+    Reference: Wang, Girshick, Gupta, He. "Non-local Neural Networks", CVPR 2018,
+    arXiv:1711.07971 (Fig. 2, Sec. 4.1).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: float = 2,
+        min_hidden: int = 1,
+        subsample: bool = True,
+        max_attn_elements: int = DEFAULT_MAX_ATTN_ELEMENTS,
+    ) -> None:
+        super().__init__(channels)
+        hidden = hidden_width(channels, reduction, min_hidden)
+        self.subsample = subsample
+        self.max_attn_elements = max_attn_elements
+        self.theta = nn.Conv2d(channels, hidden, 1)
+        self.phi = nn.Conv2d(channels, hidden, 1)
+        self.g = nn.Conv2d(channels, hidden, 1)
+        self.gate = nn.Softmax(dim=-1)
+        self.out_conv = nn.Conv2d(hidden, channels, 1)
+        self.out_norm = nn.BatchNorm2d(channels)
+        nn.init.zeros_(self.out_norm.weight)
+        nn.init.zeros_(self.out_norm.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        n, _, h, w = x.shape
+        phi, g = self.phi(x), self.g(x)
+        if self.subsample:
+            # ceil_mode keeps 1×1 and odd sizes working (a 1×1 map stays 1×1).
+            phi = F.max_pool2d(phi, 2, 2, ceil_mode=True)
+            g = F.max_pool2d(g, 2, 2, ceil_mode=True)
+        _check_attention_size(self, h * w, phi.shape[2] * phi.shape[3], self.max_attn_elements)
+        theta = self.theta(x).flatten(2)  # (N, d, HW)
+        attn = _attention_rows(self.gate, theta, phi.flatten(2))  # (N, HW, L)
+        g = g.flatten(2)  # (N, d, L)
+        y = torch.bmm(g, attn.to(g.dtype).transpose(1, 2)).view(n, -1, h, w)
+        return x + self.out_norm(self.out_conv(y))

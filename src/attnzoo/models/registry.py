@@ -1,0 +1,37 @@
+"""Name -> model factory registry."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Function decorator: make the factory ``fn`` available as ``create_model(fn.__name__)``."""
+    if fn.__name__ in _MODELS:
+        raise ValueError(f"model {fn.__name__!r} is already registered")
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Sorted names of the registered models."""
+    return sorted(_MODELS)
+
+
+def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, **options) -> nn.Module:
+    """Build model ``name`` with attention ``attn`` and fusion ``fusion`` in its blocks.
+
+    ``attn`` / ``fusion`` are registered names (see ``list_attn()``, ``list_fusion()``), a
+    callable ``channels -> nn.Module``, or ``None``. Their options go in ``attn_options`` /
+    ``fusion_options`` dicts, the stages that get them in ``attn_stages`` / ``fusion_stages``;
+    the rest of ``options`` reach the model constructor.
+    """
+    try:
+        factory = _MODELS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(_MODELS))}") from None
+    return factory(attn=attn, fusion=fusion, num_classes=num_classes, **options)

@@ -1,0 +1,318 @@
+"""ResNets (ImageNet and CIFAR layouts) with optional attention and fusion in every block.
+
+Attention sits on the residual branch after its last BN, before the addition (SE and CBAM
+papers); fusion replaces the addition ``out + identity`` (AFF-ResNet). A plain model has
+``attn = fusion = None`` in each block and runs exactly torchvision's computation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers.registry import get_attn_class, get_fusion_class
+from .registry import register_model
+
+LayerSpec = Union[None, str, Callable[..., nn.Module]]
+LayerFactory = Optional[Callable[[int], nn.Module]]
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convs; ``relu(fuse(attn(bn2(conv2(relu(bn1(conv1(x)))))), shortcut(x)))``."""
+
+    expansion = 1
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: Optional[nn.Module] = None,
+        attn_layer: LayerFactory = None,
+        fusion_layer: LayerFactory = None,
+    ) -> None:
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, out_planes)
+        self.bn2 = nn.BatchNorm2d(out_planes)
+        self.attn = attn_layer(out_planes) if attn_layer is not None else None
+        self.fusion = fusion_layer(out_planes) if fusion_layer is not None else None
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.attn is not None:
+            out = self.attn(out)
+        out = out + identity if self.fusion is None else self.fusion(out, identity)
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """1×1 reduce, 3×3 (stride here, as torchvision's ResNet v1.5), 1×1 expand ×4; attention after bn3."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: Optional[nn.Module] = None,
+        attn_layer: LayerFactory = None,
+        fusion_layer: LayerFactory = None,
+    ) -> None:
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.conv1 = conv1x1(inplanes, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, out_planes)
+        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.attn = attn_layer(out_planes) if attn_layer is not None else None
+        self.fusion = fusion_layer(out_planes) if fusion_layer is not None else None
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.attn is not None:
+            out = self.attn(out)
+        out = out + identity if self.fusion is None else self.fusion(out, identity)
+        return self.relu(out)
+
+
+class PadShortcut(nn.Module):
+    """CIFAR ResNet shortcut "option A": stride-2 subsampling and zero channels, no parameters."""
+
+    def __init__(self, extra_channels: int) -> None:
+        super().__init__()
+        self.extra_channels = extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        half = self.extra_channels // 2
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, half, self.extra_channels - half))
+
+
+def _layer_factory(spec: LayerSpec, options: Optional[dict], kind: str) -> LayerFactory:
+    if spec is None:
+        if options:
+            raise ValueError(f"{kind}_options given without {kind}")
+        return None
+    if isinstance(spec, str):
+        cls = get_attn_class(spec) if kind == "attn" else get_fusion_class(spec)
+    elif callable(spec):
+        cls = spec
+    else:
+        raise ValueError(f"{kind} must be a registered name, a callable or None, got {spec!r}")
+    opts = dict(options or {})
+    return lambda channels: cls(channels, **opts)
+
+
+def _check_stages(stages: Optional[Iterable[int]], num_stages: int, kind: str) -> set[int]:
+    if stages is None:
+        return set(range(1, num_stages + 1))
+    chosen = set(stages)
+    bad = sorted(s for s in chosen if not (isinstance(s, int) and 1 <= s <= num_stages))
+    if bad:
+        raise ValueError(f"{kind}_stages must be stage numbers in 1..{num_stages}, got {bad}")
+    return chosen
+
+
+class ResNet(nn.Module):
+    """ResNet with optional attention / fusion modules in the blocks of chosen stages.
+
+    Args:
+        block: :class:`BasicBlock` or :class:`Bottleneck`.
+        layers: blocks per stage.
+        widths: ``planes`` per stage (block output is ``planes * block.expansion``).
+        stem: ``"imagenet"`` (7×7/2 conv + 3×3/2 max-pool) or ``"cifar"`` (3×3 conv, stride 1).
+        shortcut: ``"B"`` (1×1 conv + BN projection when shape changes, torchvision) or
+            ``"A"`` (parameter-free subsample + zero-pad, He et al. 2016 for CIFAR).
+        attn, fusion: registered name, callable ``channels -> nn.Module``, or None.
+        attn_options, fusion_options: keyword options for each attention / fusion module.
+        attn_stages, fusion_stages: 1-based stages whose blocks get them (default: all).
+        zero_init_residual: start each block's last BN weight at 0.
+    """
+
+    def __init__(
+        self,
+        block: type[Union[BasicBlock, Bottleneck]],
+        layers: Sequence[int],
+        widths: Sequence[int] = (64, 128, 256, 512),
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        stem: str = "imagenet",
+        shortcut: str = "B",
+        attn: LayerSpec = None,
+        fusion: LayerSpec = None,
+        attn_options: Optional[dict[str, Any]] = None,
+        fusion_options: Optional[dict[str, Any]] = None,
+        attn_stages: Optional[Iterable[int]] = None,
+        fusion_stages: Optional[Iterable[int]] = None,
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(layers) != len(widths):
+            raise ValueError(f"layers {tuple(layers)} and widths {tuple(widths)} must have the same length")
+        if stem not in ("imagenet", "cifar"):
+            raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+        if shortcut not in ("A", "B"):
+            raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
+        attn_layer = _layer_factory(attn, attn_options, "attn")
+        fusion_layer = _layer_factory(fusion, fusion_options, "fusion")
+        attn_at = _check_stages(attn_stages, len(layers), "attn")
+        fusion_at = _check_stages(fusion_stages, len(layers), "fusion")
+        self.num_classes = num_classes
+        self.shortcut = shortcut
+
+        self.inplanes = widths[0]
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_chans, self.inplanes, 7, stride=2, padding=3, bias=False)
+            self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1)
+        else:
+            self.conv1 = conv3x3(in_chans, self.inplanes)
+            self.maxpool = nn.Identity()
+        self.bn1 = nn.BatchNorm2d(self.inplanes)
+        self.relu = nn.ReLU(inplace=True)
+
+        for i, (planes, blocks) in enumerate(zip(widths, layers), start=1):
+            stage = self._make_stage(
+                block,
+                planes,
+                blocks,
+                stride=1 if i == 1 else 2,
+                attn_layer=attn_layer if i in attn_at else None,
+                fusion_layer=fusion_layer if i in fusion_at else None,
+            )
+            self.add_module(f"layer{i}", stage)
+        self.num_stages = len(layers)
+        self.num_features = widths[-1] * block.expansion
+        self.fc = nn.Linear(self.num_features, num_classes)
+        self._init_weights(zero_init_residual)
+
+    def _make_stage(self, block, planes, blocks, stride, attn_layer, fusion_layer) -> nn.Sequential:
+        out_planes = planes * block.expansion
+        downsample = None
+        if stride != 1 or self.inplanes != out_planes:
+            if self.shortcut == "A":
+                downsample = PadShortcut(out_planes - self.inplanes)
+            else:
+                downsample = nn.Sequential(conv1x1(self.inplanes, out_planes, stride), nn.BatchNorm2d(out_planes))
+        layers = [block(self.inplanes, planes, stride, downsample, attn_layer, fusion_layer)]
+        self.inplanes = out_planes
+        layers += [block(out_planes, planes, 1, None, attn_layer, fusion_layer) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        for name, m in self.named_modules():
+            # Attention and fusion modules own their initialisation (γ = 0, zero-init BN, ...).
+            if {"attn", "fusion"} & set(name.split(".")):
+                continue
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.zeros_(m.bn3.weight)
+                elif isinstance(m, BasicBlock):
+                    nn.init.zeros_(m.bn2.weight)
+
+    def stages(self) -> list[nn.Sequential]:
+        return [getattr(self, f"layer{i}") for i in range(1, self.num_stages + 1)]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for stage in self.stages():
+            x = stage(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x)
+        return self.fc(torch.flatten(x.mean((2, 3)), 1))
+
+
+def _imagenet_resnet(block, layers, **kwargs) -> ResNet:
+    return ResNet(block, layers, widths=(64, 128, 256, 512), stem="imagenet", **kwargs)
+
+
+def _cifar_resnet(depth: int, **kwargs) -> ResNet:
+    n = (depth - 2) // 6
+    kwargs.setdefault("shortcut", "A")
+    return ResNet(BasicBlock, (n, n, n), widths=(16, 32, 64), stem="cifar", **kwargs)
+
+
+@register_model
+def resnet18(**kwargs) -> ResNet:
+    """ResNet-18 (He et al., CVPR 2016), torchvision layout: 11,689,512 parameters at 1000 classes."""
+    return _imagenet_resnet(BasicBlock, (2, 2, 2, 2), **kwargs)
+
+
+@register_model
+def resnet34(**kwargs) -> ResNet:
+    """ResNet-34: 21,797,672 parameters at 1000 classes."""
+    return _imagenet_resnet(BasicBlock, (3, 4, 6, 3), **kwargs)
+
+
+@register_model
+def resnet50(**kwargs) -> ResNet:
+    """ResNet-50 (v1.5: stride in the 3×3 conv): 25,557,032 parameters at 1000 classes."""
+    return _imagenet_resnet(Bottleneck, (3, 4, 6, 3), **kwargs)
+
+
+@register_model
+def resnet101(**kwargs) -> ResNet:
+    """ResNet-101: 44,549,160 parameters at 1000 classes."""
+    return _imagenet_resnet(Bottleneck, (3, 4, 23, 3), **kwargs)
+
+
+@register_model
+def resnet152(**kwargs) -> ResNet:
+    """ResNet-152: 60,192,808 parameters at 1000 classes."""
+    return _imagenet_resnet(Bottleneck, (3, 8, 36, 3), **kwargs)
+
+
+@register_model
+def cifar_resnet20(**kwargs) -> ResNet:
+    """CIFAR ResNet-20 (He et al. 2016, Sec. 4.2): 3 stages of 16/32/64 channels, shortcut A."""
+    return _cifar_resnet(20, **kwargs)
+
+
+@register_model
+def cifar_resnet32(**kwargs) -> ResNet:
+    """CIFAR ResNet-32."""
+    return _cifar_resnet(32, **kwargs)
+
+
+@register_model
+def cifar_resnet56(**kwargs) -> ResNet:
+    """CIFAR ResNet-56."""
+    return _cifar_resnet(56, **kwargs)
+
+
+@register_model
+def cifar_resnet110(**kwargs) -> ResNet:
+    """CIFAR ResNet-110."""
+    return _cifar_resnet(110, **kwargs)

@@ -1,0 +1,143 @@
+"""The battery every registered attention and fusion module must pass."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.autograd import gradcheck
+from torch.func import functional_call
+
+import attnzoo
+from tests.conftest import ALL_MODULES, build, inputs_for, randomize_
+
+C = 16
+
+
+def test_registries_are_complete_and_sorted():
+    assert attnzoo.list_attn() == sorted(
+        ["se", "cbam", "cbam_channel", "cbam_spatial", "self_attn", "nonlocal", "mscam", "ha_soft", "ha_spatial", "ha_channel"]
+    )
+    assert attnzoo.list_fusion() == ["add", "aff", "iaff"]
+
+
+@pytest.mark.parametrize("create, kind", [(attnzoo.create_attn, "attention"), (attnzoo.create_fusion, "fusion")])
+def test_unknown_name_lists_valid_names(create, kind):
+    with pytest.raises(ValueError, match=rf"unknown {kind} module 'nope'.*valid names: .*"):
+        create("nope", 16)
+
+
+@pytest.mark.parametrize("name", ALL_MODULES)
+def test_forward_keeps_shape(name):
+    m = build(name, C)
+    out = m(*inputs_for(name, (2, C, 9, 7)))
+    assert out.shape == (2, C, 9, 7)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ALL_MODULES)
+def test_backward_reaches_every_parameter(name):
+    m = randomize_(build(name, C))
+    x = tuple(t.requires_grad_() for t in inputs_for(name, (3, C, 6, 5)))
+    out = m(*x)
+    (out * torch.randn_like(out)).sum().backward()
+    dead = [n for n, p in m.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not dead, f"{name}: parameters without gradient: {dead}"
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in x)
+
+
+@pytest.mark.parametrize("name", ALL_MODULES)
+@pytest.mark.parametrize("size", [(1, 1), (1, 6), (5, 1), (3, 3), (7, 5)])
+def test_tiny_and_odd_sizes_batch1_eval(name, size):
+    m = randomize_(build(name, C)).eval()
+    with torch.no_grad():
+        out = m(*inputs_for(name, (1, C, *size)))
+    assert out.shape == (1, C, *size)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ALL_MODULES)
+def test_gradcheck_float64_inputs_and_parameters(name):
+    m = randomize_(build(name, 8)).double()
+    x = inputs_for(name, (2, 8, 4, 3), dtype=torch.float64)
+    names = [n for n, _ in m.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_() for _, p in m.named_parameters())
+    x = tuple(t.requires_grad_() for t in x)
+
+    def f(*tensors):
+        return functional_call(m, dict(zip(names, tensors[len(x):])), tensors[: len(x)])
+
+    assert gradcheck(f, x + params, eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ALL_MODULES)
+def test_bf16_autocast_is_finite_and_close(name):
+    m = randomize_(build(name, C), std=0.3).eval()
+    x = inputs_for(name, (2, C, 8, 8))
+    with torch.no_grad():
+        ref = m(*x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = m(*x)
+    assert torch.isfinite(low).all()
+    rel = (low.float() - ref).norm() / ref.norm()
+    assert rel < 0.05, f"{name}: bf16 relative error {rel:.3g}"
+
+
+@pytest.mark.parametrize("name", ALL_MODULES)
+def test_torch_compile_fullgraph_matches_eager(name):
+    # aot_eager runs Dynamo capture (fullgraph=True: any graph break fails) and AOTAutograd
+    # tracing without Inductor's C++ code generation, which would take minutes on 2 cores.
+    torch._dynamo.reset()
+    m = randomize_(build(name, C)).eval()
+    x = inputs_for(name, (2, C, 6, 6))
+    compiled = torch.compile(m, fullgraph=True, backend="aot_eager")
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(*x), m(*x))
+
+
+@pytest.mark.parametrize("name", ALL_MODULES)
+def test_wrong_channel_count_names_module_and_shapes(name):
+    m = build(name, C)
+    cls = type(m).__name__
+    bad = inputs_for(name, (2, C + 1, 5, 5))
+    with pytest.raises(ValueError, match=rf"{cls}: expected input of shape \(N, {C}, H, W\), got \(2, {C + 1}, 5, 5\)"):
+        m(*bad)
+
+
+@pytest.mark.parametrize("name", ALL_MODULES)
+def test_non_4d_input_names_module_and_shapes(name):
+    m = build(name, C)
+    cls = type(m).__name__
+    bad = inputs_for(name, (2, C, 5))
+    with pytest.raises(ValueError, match=rf"{cls}: expected input of shape \(N, {C}, H, W\), got \(2, {C}, 5\)"):
+        m(*bad)
+
+
+@pytest.mark.parametrize("name", attnzoo.list_fusion())
+def test_mismatched_fusion_inputs_name_module_and_both_shapes(name):
+    m = build(name, C)
+    cls = type(m).__name__
+    with pytest.raises(ValueError, match=rf"{cls}: inputs must have the same shape, got x \(2, {C}, 5, 5\) and y \(2, {C}, 4, 5\)"):
+        m(torch.randn(2, C, 5, 5), torch.randn(2, C, 4, 5))
+
+
+@pytest.mark.parametrize("name", ALL_MODULES)
+@pytest.mark.parametrize("channels", [0, -3, 2.5])
+def test_bad_channels_argument(name, channels):
+    with pytest.raises(ValueError, match="channels must be a positive int"):
+        build(name, channels)
+
+
+@pytest.mark.parametrize("name", ALL_MODULES)
+@settings(max_examples=12, deadline=None)
+@given(
+    channels=st.integers(1, 40),
+    height=st.integers(1, 12),
+    width=st.integers(1, 12),
+    batch=st.integers(1, 3),
+)
+def test_shape_fuzz(name, channels, height, width, batch):
+    m = build(name, channels).eval()
+    with torch.no_grad():
+        out = m(*inputs_for(name, (batch, channels, height, width)))
+    assert out.shape == (batch, channels, height, width)
+    assert torch.isfinite(out).all()

@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from attnzoo.layers import AFF, IAFF, MSCAM, AddFusion
+from tests.conftest import randomize_
+
+
+def _count(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+def _fix_weights_to_half(mscam: MSCAM) -> None:
+    # The last BN of every branch outputs 0 -> logits 0 -> M = sigmoid(0) = 0.5 everywhere.
+    for branch in mscam.branches.values():
+        torch.nn.init.zeros_(branch.bn2.weight)
+        torch.nn.init.zeros_(branch.bn2.bias)
+
+
+def test_parameter_counts_match_open_aff_at_64_channels():
+    assert _count(MSCAM(64)) == 4576
+    assert _count(AFF(64)) == 4576
+    assert _count(IAFF(64)) == 9152
+    assert _count(AddFusion(64)) == 0
+
+
+def test_mscam_equation_global_plus_local():
+    m = randomize_(MSCAM(16)).eval()
+    x = torch.randn(2, 16, 5, 3)
+    local = m.branches["local"](x)
+    glob = m.branches["global"](x.mean((2, 3), keepdim=True))
+    torch.testing.assert_close(m(x), x * torch.sigmoid(local + glob))
+
+
+def test_global_global_has_no_full_resolution_branch():
+    m = randomize_(MSCAM(16, branches="global_global")).eval()
+    assert all(b.global_pool for b in m.branches.values())
+    x = torch.randn(2, 16, 6, 5)
+    w = m.weights(x)
+    assert w.shape == (2, 16, 1, 1)  # one weight per channel: nothing runs per pixel
+    xp = x.flatten(2)[:, :, torch.randperm(30)].view_as(x)
+    torch.testing.assert_close(m.weights(xp), w)
+
+
+def test_local_local_is_per_pixel():
+    m = randomize_(MSCAM(16, branches="local_local")).eval()
+    assert not any(b.global_pool for b in m.branches.values())
+    x = torch.randn(1, 16, 4, 4)
+    x2 = x.clone()
+    x2[..., 0, 0] += 5
+    # changing one pixel changes only that pixel's weights
+    diff = (m.weights(x) - m.weights(x2)).abs().sum(1)[0]
+    assert diff[0, 0] > 0 and diff.flatten()[1:].abs().max() == 0
+
+
+def test_bad_branches_option():
+    with pytest.raises(ValueError, match="branches must be one of"):
+        MSCAM(16, branches="local_global")
+
+
+def test_aff_with_m_fixed_at_half_is_the_mean_or_the_sum():
+    x, y = torch.randn(2, 16, 5, 5), torch.randn(2, 16, 5, 5)
+    paper = AFF(16).eval()
+    _fix_weights_to_half(paper.attn)
+    torch.testing.assert_close(paper(x, y), 0.5 * (x + y))
+    official = AFF(16, scale=2.0).eval()
+    _fix_weights_to_half(official.attn)
+    torch.testing.assert_close(official(x, y), x + y)
+
+
+def test_aff_matches_equation():
+    m = randomize_(AFF(16)).eval()
+    x, y = torch.randn(2, 16, 4, 6), torch.randn(2, 16, 4, 6)
+    w = m.attn.weights(x + y)
+    torch.testing.assert_close(m(x, y), w * x + (1 - w) * y)
+
+
+def test_iaff_matches_equation_with_its_own_second_branches():
+    m = randomize_(IAFF(16)).eval()
+    x, y = torch.randn(2, 16, 4, 6), torch.randn(2, 16, 4, 6)
+    w1 = m.attn1.weights(x + y)
+    xi = w1 * x + (1 - w1) * y
+    w2 = m.attn2.weights(xi)
+    torch.testing.assert_close(m(x, y), w2 * x + (1 - w2) * y)
+    # The widely copied port reuses the first global branch in the second pass; ours must not.
+    buggy_logits = m.attn2.branches["local"](xi) + m.attn1.branches["global"](xi)
+    buggy = torch.sigmoid(buggy_logits) * x + (1 - torch.sigmoid(buggy_logits)) * y
+    assert not torch.allclose(m(x, y), buggy)
+
+
+def test_iaff_second_global_branch_is_used():
+    m = randomize_(IAFF(16))
+    m(torch.randn(2, 16, 4, 4), torch.randn(2, 16, 4, 4)).sum().backward()
+    for p in m.attn2.branches["global"].parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0

@@ -1,0 +1,26 @@
+import pytest
+
+import attnzoo
+
+
+def test_list_models():
+    assert attnzoo.list_models() == sorted(
+        ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "cifar_resnet20", "cifar_resnet32", "cifar_resnet56", "cifar_resnet110", "hacnn"]
+    )
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown model 'resnet51'; valid names: .*resnet50"):
+        attnzoo.create_model("resnet51")
+
+
+def test_unknown_attention_in_model_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown attention module 'sse'; valid names: .*se"):
+        attnzoo.create_model("resnet18", attn="sse")
+    with pytest.raises(ValueError, match=r"unknown fusion module 'sum'; valid names: add, aff, iaff"):
+        attnzoo.create_model("resnet18", fusion="sum")
+
+
+def test_num_classes_reaches_the_head():
+    assert attnzoo.create_model("resnet18", num_classes=5).fc.out_features == 5
+    assert attnzoo.create_model("hacnn", num_classes=5).classifier_global.out_features == 5
