@@ -2,13 +2,13 @@
 # Create .venv (if missing) and install attnzoo into it with a CPU-only torch.
 # Sourced by scripts/main.sh and scripts/test.sh; needs only python3 (3.10+) and pip.
 #   TORCH_VERSION  torch pin (default 2.13.0): an unpinned torch would pull the CUDA build.
-#   ATTNZOO_EXTRAS extras to install (default "test,train").
+#   ATTNZOO_EXTRAS extras to install (default "test,train,viz").
 #   VENV           where the virtual environment lives (default .venv in the repository).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$repo/.venv}"
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
-ATTNZOO_EXTRAS="${ATTNZOO_EXTRAS:-test,train}"
+ATTNZOO_EXTRAS="${ATTNZOO_EXTRAS:-test,train,viz}"
 PYTHON="${PYTHON:-python3}"
 
 if [ ! -x "$VENV/bin/python" ]; then

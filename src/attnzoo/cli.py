@@ -89,6 +89,190 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _option_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _options(pairs: Optional[Sequence[str]], flag: str) -> dict:
+    """``["reduction=8", "variant=official"]`` -> ``{"reduction": 8, "variant": "official"}``."""
+    result = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"attnzoo: {flag} expects KEY=VALUE, got {pair!r}")
+        result[key] = _option_value(value)
+    return result
+
+
+def _add_train_arguments(p: argparse.ArgumentParser, for_compare: bool = False) -> None:
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=d.model, help=f"model name (default {d.model}); see `attnzoo list`")
+    if not for_compare:
+        g.add_argument("--attn", default=None, help="attention module in every block (default none)")
+        g.add_argument("--fusion", default=None, help="fusion module replacing each residual addition (default none)")
+        g.add_argument("--attn-opt", action="append", metavar="KEY=VALUE", help="attention option, repeatable (e.g. reduction=8)")
+        g.add_argument("--fusion-opt", action="append", metavar="KEY=VALUE", help="fusion option, repeatable (e.g. scale=2)")
+        g.add_argument("--attn-stages", type=int, nargs="+", help="stages (1-based) that get attention (default all)")
+        g.add_argument("--fusion-stages", type=int, nargs="+", help="stages (1-based) that get fusion (default all)")
+    g.add_argument("--model-opt", action="append", metavar="KEY=VALUE", help="model option, repeatable (e.g. zero_init_residual=true)")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default=d.dataset, help="digits (embedded, default), cifar10, cifar100 or imagefolder")
+    g.add_argument("--data-root", default=None, help="folder of a cifar10/cifar100/imagefolder dataset")
+    g.add_argument("--image-size", type=int, default=d.image_size, help="imagefolder: side of the resized, centre-cropped images")
+    g.add_argument("--train-size", type=int, default=None, help="digits: training images to generate (default 6000)")
+    g.add_argument("--test-size", type=int, default=None, help="digits: test images to generate (default 2000)")
+    g.add_argument("--data-seed", type=int, default=d.data_seed, help="digits: seed of the dataset itself")
+    g.add_argument("--no-augment", dest="augment", action="store_false", help="no random crop / flip")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size (split across torchrun ranks)")
+    g.add_argument("--lr", type=float, default=d.lr, help="peak learning rate of SGD with momentum")
+    g.add_argument("--momentum", type=float, default=d.momentum)
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="on conv/linear weights only (not BN, biases)")
+    g.add_argument("--schedule", choices=["cosine", "onecycle"], default=d.schedule)
+    g.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    g.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    g = p.add_argument_group("execution")
+    g.add_argument("--amp", action="store_true", help="autocast: bf16 on CPU, fp16 on CUDA (see --amp-dtype)")
+    g.add_argument("--amp-dtype", choices=["bf16", "fp16"], default=None)
+    g.add_argument("--channels-last", action="store_true")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across torchrun ranks (CUDA only)")
+    g.add_argument("--device", default=d.device, help="auto (default), cpu, cuda, cuda:1, mps")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms")
+    g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    if not for_compare:
+        g.add_argument("--seed", type=int, default=d.seed)
+        g.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
+        g.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+
+
+def _config_from_args(args: argparse.Namespace):
+    from .train import TrainConfig
+
+    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    fields["attn_options"] = _options(getattr(args, "attn_opt", None), "--attn-opt")
+    fields["fusion_options"] = _options(getattr(args, "fusion_opt", None), "--fusion-opt")
+    fields["model_options"] = _options(args.model_opt, "--model-opt")
+    return TrainConfig.from_dict(fields)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainingDiverged, train
+
+    cfg = _config_from_args(args)
+    try:
+        summary = train(cfg)
+    except TrainingDiverged as e:
+        print(f"attnzoo train: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+    if int(__import__("os").environ.get("RANK", "0")) == 0:
+        print(
+            f"{summary['variant']}: best top-1 {summary['best_top1']:.4f} (epoch {summary['best_epoch']}), "
+            f"last {summary['last_top1']:.4f}; {summary['params']:,} params, {summary['macs'] / 1e6:.2f} MMACs; "
+            f"{summary['wall_time_s']:.1f} s; written to {cfg.out}"
+        )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .train.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root, batch_size=args.batch_size, device=args.device)
+    if args.out:
+        from .train import atomic_write_json
+
+        atomic_write_json(args.out, result)
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"{result['checkpoint']} on {result['dataset']} ({result['count']} images)")
+    print(f"top-1 {result['top1']:.4f}   top-5 {result['top5']:.4f}   loss {result['loss']:.4f}\n")
+    print("class  " + " ".join(f"{c:>5}" for c in range(len(result["confusion"]))) + "   acc")
+    for c, (row, acc) in enumerate(zip(result["confusion"], result["per_class_top1"])):
+        print(f"{c:>5}  " + " ".join(f"{v:>5}" for v in row) + f"  {acc:.3f}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .train import compare
+
+    out = Path(args.out)
+    if args.from_dirs:
+        run_dirs = compare.find_runs(Path(d) for d in args.from_dirs)
+    else:
+        variants = [compare.parse_variant(v) for v in args.variants]
+        if "plain" not in [v.label for v in variants]:
+            variants.insert(0, compare.Variant("plain"))
+        seeds = list(range(args.seeds))
+        train_args = _compare_train_args(args)
+        run_dirs = compare.run_sweep(variants, seeds, out, train_args, jobs=args.jobs, progress=args.progress)
+    results = compare.aggregate(run_dirs)
+    first = json.loads((run_dirs[0] / "summary.json").read_text())
+    if not args.no_latency:
+        compare.measure_latency(results, (args.latency_batch, *first["input_shape"]), num_classes=first["num_classes"])
+    if not args.no_localisation:
+        from .viz.localisation import add_localisation
+
+        add_localisation(results, run_dirs)
+    compare.write_outputs(results, out)
+    compare.print_leaderboard(results)
+    print(f"\nreport: {out / 'report.md'}   results: {out / 'results.json'}   plot: {out / 'leaderboard.png'}")
+    return 0
+
+
+def _compare_train_args(args: argparse.Namespace) -> list[str]:
+    """The ``attnzoo train`` flags that every run of the sweep shares."""
+    cfg = _config_from_args(args)
+    flags = ["--model", cfg.model, "--dataset", cfg.dataset, "--epochs", str(cfg.epochs), "--batch-size", str(cfg.batch_size),
+             "--lr", str(cfg.lr), "--momentum", str(cfg.momentum), "--weight-decay", str(cfg.weight_decay),
+             "--schedule", cfg.schedule, "--warmup-epochs", str(cfg.warmup_epochs), "--label-smoothing", str(cfg.label_smoothing),
+             "--image-size", str(cfg.image_size), "--data-seed", str(cfg.data_seed), "--eval-batch-size", str(cfg.eval_batch_size),
+             "--device", cfg.device]
+    for name in ("data_root", "train_size", "test_size", "amp_dtype"):
+        value = getattr(cfg, name)
+        if value is not None:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    for name in ("amp", "channels_last", "compile", "deterministic"):
+        if getattr(cfg, name):
+            flags.append(f"--{name.replace('_', '-')}")
+    if not cfg.augment:
+        flags.append("--no-augment")
+    for pair in args.model_opt or []:
+        flags += ["--model-opt", pair]
+    return flags
+
+
+def cmd_viz(args: argparse.Namespace) -> int:
+    from .viz.run import visualise
+
+    result = visualise(args.out, image_path=args.image, sample=args.sample, checkpoint=args.checkpoint,
+                       model_name=args.model, attn=args.attn, fusion=args.fusion, layers=args.layers)
+    print(f"captured {len(result['layers'])} attention layers: " + ", ".join(f"{k} ({v})" for k, v in result["layers"].items()))
+    for path in result["written"]:
+        print(f"wrote {path}")
+    return 0
+
+
+# Defaults of `attnzoo compare`, sized so the full default comparison fits in 10 minutes on
+# 2 CPU cores; --quick is a smoke-test size for CI.
+COMPARE_DEFAULTS = {"epochs": 4, "batch_size": 32, "lr": 0.1, "train_size": 5000, "test_size": 1000}
+COMPARE_QUICK = {"epochs": 1, "batch_size": 32, "train_size": 512, "test_size": 256}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnzoo", description="Visual attention modules for CNNs: list, train, compare, benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,9 +283,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-models", action="store_true", help="skip the (slower) model table")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("train", help="train one model (single process, or one rank under torchrun)",
+                       description="Train a model; metrics.jsonl, summary.json and atomic checkpoints go to --out.")
+    _add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix")
+    p.add_argument("checkpoint", help="a .safetensors file written by attnzoo train, or its run folder")
+    p.add_argument("--dataset", default=None, help="dataset (default: the one it was trained on)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="also write the result as JSON here")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("compare", help="train plain and attention variants over seeds; leaderboard, report and plot",
+                       description="Train the plain model and each variant for several seeds (independent run folders), "
+                       "then write a leaderboard: report.md, results.json and leaderboard.png.")
+    from .train.compare import DEFAULT_VARIANTS
+
+    p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS),
+                   help="variants: plain, an attention or fusion name, NAME@STAGES (e.g. self_attn@3), A+B (default: the seed modules)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
+    p.add_argument("--jobs", type=int, default=2, help="runs trained in parallel (default 2; CPU threads are split among them)")
+    p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
+    p.add_argument("--from", dest="from_dirs", nargs="+", metavar="DIR", help="aggregate finished runs found under DIR... instead of training")
+    p.add_argument("--quick", action="store_true", help="a tiny budget for smoke tests (1 epoch, 512 images)")
+    p.add_argument("--latency-batch", type=int, default=64, help="batch size of the latency measurement (default 64)")
+    p.add_argument("--no-latency", action="store_true")
+    p.add_argument("--no-localisation", action="store_true")
+    _add_train_arguments(p, for_compare=True)
+    p.set_defaults(func=cmd_compare, **COMPARE_DEFAULTS)
+
+    p = sub.add_parser("viz", help="figures of where attention looks on an image (maps, channel weights, Grad-CAM)",
+                       description="Capture every attention module's weights on one image and draw them as PNG figures.")
+    p.add_argument("image", nargs="?", help="an image file (default: an embedded sample, see --sample)")
+    p.add_argument("--sample", help="digits, digits:INDEX (embedded test set) or a scikit-image sample: chelsea, astronaut, coffee, horse...")
+    p.add_argument("--checkpoint", help="a trained checkpoint (.safetensors or run folder); else an untrained --model")
+    p.add_argument("--model", help="model name when no checkpoint is given (default resnet50)")
+    p.add_argument("--attn", help="attention module for --model")
+    p.add_argument("--fusion", help="fusion module for --model")
+    p.add_argument("--layers", nargs="+", help="only layers whose name matches these globs or prefixes (e.g. layer3)")
+    p.add_argument("--out", default="runs/viz", help="output folder (default runs/viz)")
+    p.set_defaults(func=cmd_viz)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "quick", False):
+        for key, value in COMPARE_QUICK.items():
+            setattr(args, key, value)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        parser.exit(2, f"attnzoo {args.command}: error: {e}\n")

@@ -124,6 +124,11 @@ class HACNN(nn.Module):
         local_feat = self.fc_local(torch.cat([r.mean((2, 3)) for r in local], dim=1))
         return global_feat, local_feat
 
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores in any mode: the sum of the global and local classifiers' logits."""
+        global_feat, local_feat = self.forward_features(x)
+        return self.classifier_global(global_feat) + self.classifier_local(local_feat)
+
     def forward(self, x: torch.Tensor):
         global_feat, local_feat = self.forward_features(x)
         if not self.training:

@@ -41,14 +41,15 @@ class BasicBlock(nn.Module):
         downsample: Optional[nn.Module] = None,
         attn_layer: LayerFactory = None,
         fusion_layer: LayerFactory = None,
+        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         out_planes = planes * self.expansion
         self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm_layer(planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, out_planes)
-        self.bn2 = nn.BatchNorm2d(out_planes)
+        self.bn2 = norm_layer(out_planes)
         self.attn = attn_layer(out_planes) if attn_layer is not None else None
         self.fusion = fusion_layer(out_planes) if fusion_layer is not None else None
         self.downsample = downsample
@@ -76,15 +77,16 @@ class Bottleneck(nn.Module):
         downsample: Optional[nn.Module] = None,
         attn_layer: LayerFactory = None,
         fusion_layer: LayerFactory = None,
+        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         out_planes = planes * self.expansion
         self.conv1 = conv1x1(inplanes, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = norm_layer(planes)
         self.conv2 = conv3x3(planes, planes, stride)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(planes)
         self.conv3 = conv1x1(planes, out_planes)
-        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.bn3 = norm_layer(out_planes)
         self.relu = nn.ReLU(inplace=True)
         self.attn = attn_layer(out_planes) if attn_layer is not None else None
         self.fusion = fusion_layer(out_planes) if fusion_layer is not None else None
@@ -111,6 +113,12 @@ class PadShortcut(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         half = self.extra_channels // 2
         return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, half, self.extra_channels - half))
+
+
+_NORMS: dict[str, Callable[[int], nn.Module]] = {
+    "batch": nn.BatchNorm2d,
+    "group": lambda channels: nn.GroupNorm(min(8, channels), channels),
+}
 
 
 def _layer_factory(spec: LayerSpec, options: Optional[dict], kind: str) -> LayerFactory:
@@ -152,6 +160,8 @@ class ResNet(nn.Module):
         attn_options, fusion_options: keyword options for each attention / fusion module.
         attn_stages, fusion_stages: 1-based stages whose blocks get them (default: all).
         zero_init_residual: start each block's last BN weight at 0.
+        norm: ``"batch"`` (BatchNorm, default) or ``"group"`` (GroupNorm, 8 groups): batch-size
+            independent, e.g. for tiny per-device batches.
     """
 
     def __init__(
@@ -170,6 +180,7 @@ class ResNet(nn.Module):
         attn_stages: Optional[Iterable[int]] = None,
         fusion_stages: Optional[Iterable[int]] = None,
         zero_init_residual: bool = False,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         if len(layers) != len(widths):
@@ -178,6 +189,8 @@ class ResNet(nn.Module):
             raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
         if shortcut not in ("A", "B"):
             raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
+        if norm not in _NORMS:
+            raise ValueError(f"norm must be one of {sorted(_NORMS)}, got {norm!r}")
         attn_layer = _layer_factory(attn, attn_options, "attn")
         fusion_layer = _layer_factory(fusion, fusion_options, "fusion")
         attn_at = _check_stages(attn_stages, len(layers), "attn")
@@ -192,7 +205,8 @@ class ResNet(nn.Module):
         else:
             self.conv1 = conv3x3(in_chans, self.inplanes)
             self.maxpool = nn.Identity()
-        self.bn1 = nn.BatchNorm2d(self.inplanes)
+        self.norm_layer = _NORMS[norm]
+        self.bn1 = self.norm_layer(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
 
         for i, (planes, blocks) in enumerate(zip(widths, layers), start=1):
@@ -217,10 +231,10 @@ class ResNet(nn.Module):
             if self.shortcut == "A":
                 downsample = PadShortcut(out_planes - self.inplanes)
             else:
-                downsample = nn.Sequential(conv1x1(self.inplanes, out_planes, stride), nn.BatchNorm2d(out_planes))
-        layers = [block(self.inplanes, planes, stride, downsample, attn_layer, fusion_layer)]
+                downsample = nn.Sequential(conv1x1(self.inplanes, out_planes, stride), self.norm_layer(out_planes))
+        layers = [block(self.inplanes, planes, stride, downsample, attn_layer, fusion_layer, self.norm_layer)]
         self.inplanes = out_planes
-        layers += [block(out_planes, planes, 1, None, attn_layer, fusion_layer) for _ in range(1, blocks)]
+        layers += [block(out_planes, planes, 1, None, attn_layer, fusion_layer, self.norm_layer) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
@@ -230,7 +244,7 @@ class ResNet(nn.Module):
                 continue
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         if zero_init_residual:
@@ -292,6 +306,12 @@ def resnet101(**kwargs) -> ResNet:
 def resnet152(**kwargs) -> ResNet:
     """ResNet-152: 60,192,808 parameters at 1000 classes."""
     return _imagenet_resnet(Bottleneck, (3, 8, 36, 3), **kwargs)
+
+
+@register_model
+def cifar_resnet8(**kwargs) -> ResNet:
+    """CIFAR ResNet-8 (depth 6n + 2 with n = 1): one block per stage, for fast CPU experiments."""
+    return _cifar_resnet(8, **kwargs)
 
 
 @register_model

@@ -1,0 +1,48 @@
+"""Interleaved timing: warm-up, then rounds that run every candidate once, medians of the rounds.
+
+Interleaving spreads the machine's drifts (other processes, frequency changes) over all
+candidates alike, so their ratios measured in one run are trustworthy even on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+
+def time_interleaved(candidates: dict[str, Callable[[], object]], rounds: int = 20, warmup: int = 3, inner: int = 1) -> dict[str, dict[str, float]]:
+    """Seconds per call of each candidate: median, min, max over ``rounds`` interleaved rounds.
+
+    Each round calls every candidate ``inner`` times (in a rotated order, so no candidate is
+    always first) and records the mean time per call.
+    """
+    names = list(candidates)
+    for _ in range(warmup):
+        for name in names:
+            candidates[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            fn = candidates[name]
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            samples[name].append((time.perf_counter() - start) / inner)
+    return {
+        name: {"median": statistics.median(s), "min": min(s), "max": max(s), "rounds": len(s)}
+        for name, s in samples.items()
+    }
+
+
+def forward_fn(model: torch.nn.Module, *inputs: torch.Tensor) -> Callable[[], object]:
+    """An eval-mode, no-grad forward call."""
+    model.eval()
+
+    def run():
+        with torch.inference_mode():
+            return model(*inputs)
+
+    return run

@@ -1,0 +1,76 @@
+"""Training configuration: one dataclass, saved with every run and checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class TrainConfig:
+    # model
+    model: str = "cifar_resnet8"
+    attn: Optional[str] = None
+    fusion: Optional[str] = None
+    attn_options: dict[str, Any] = field(default_factory=dict)
+    fusion_options: dict[str, Any] = field(default_factory=dict)
+    attn_stages: Optional[list[int]] = None
+    fusion_stages: Optional[list[int]] = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    # data
+    dataset: str = "digits"
+    data_root: Optional[str] = None
+    image_size: int = 64  # imagefolder only
+    train_size: Optional[int] = None  # digits only: images to generate
+    test_size: Optional[int] = None
+    data_seed: int = 0  # digits only: the dataset's own seed, fixed across training seeds
+    augment: bool = True
+    # optimisation
+    epochs: int = 4
+    batch_size: int = 128  # global: split across ranks under torchrun
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # or "onecycle"
+    warmup_epochs: float = 0.5
+    label_smoothing: float = 0.0
+    # execution
+    amp: bool = False
+    amp_dtype: Optional[str] = None  # default: bf16 on CPU, fp16 on CUDA
+    channels_last: bool = False
+    compile: bool = False
+    sync_bn: bool = False
+    device: str = "auto"
+    threads: Optional[int] = None
+    seed: int = 0
+    deterministic: bool = False
+    eval_batch_size: int = 512
+    out: str = "runs/train"
+    resume: bool = False
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training options: {', '.join(unknown)}")
+        return cls(**data)
+
+    def validate(self) -> None:
+        if self.schedule not in ("cosine", "onecycle"):
+            raise ValueError(f"schedule must be 'cosine' or 'onecycle', got {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be positive, got {self.epochs} and {self.batch_size}")
+        if self.amp_dtype not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp_dtype must be 'bf16' or 'fp16', got {self.amp_dtype!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from attnzoo.data import load_dataset, load_image_folder
+
+
+def _tree(root, split, classes, per_class=2, size=(40, 30)):
+    for c, name in enumerate(classes):
+        d = root / split / name
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            arr = np.full((size[1], size[0], 3), 40 * c + i, np.uint8)
+            Image.fromarray(arr).save(d / f"{i}.png")
+
+
+def test_loads_resized_center_crops_with_sorted_classes(tmp_path):
+    _tree(tmp_path, "train", ["cat", "ant"])
+    _tree(tmp_path, "val", ["cat", "ant"], per_class=1)
+    train = load_image_folder(tmp_path, "train", image_size=16)
+    assert train.images.shape == (4, 3, 16, 16) and train.num_classes == 2
+    assert train.classes == ["ant", "cat"]
+    assert train.labels.tolist() == [0, 0, 1, 1]
+    # _tree fills class k of its list with value 40k + i: "ant" (listed second) is 40, "cat" is 0
+    assert train.images[0].float().mean().item() == pytest.approx(40.0, abs=1)
+    assert train.images[3].float().mean().item() == pytest.approx(1.0, abs=1)
+    test = load_dataset("imagefolder", "test", root=tmp_path, image_size=16)
+    assert test.images.shape == (2, 3, 16, 16)
+
+
+def test_missing_split_names_layout(tmp_path):
+    with pytest.raises(ValueError, match=r"no train folder under .*expected layout root/train/<class>/<image>"):
+        load_image_folder(tmp_path, "train")
+
+
+def test_unreadable_image(tmp_path):
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    (tmp_path / "train" / "a" / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="cannot read .*bad.png as an image"):
+        load_image_folder(tmp_path, "train")
+
+
+def test_empty_class_folders(tmp_path):
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no images found"):
+        load_image_folder(tmp_path, "train")

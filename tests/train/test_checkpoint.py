@@ -1,0 +1,55 @@
+import json
+import os
+
+import pytest
+import torch
+
+from attnzoo.train import checkpoint as ckpt
+
+
+def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "f.bin"
+    ckpt.atomic_write_bytes(path, b"old")
+
+    def boom(*_):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temp file left behind
+
+
+def test_weights_roundtrip_with_metadata(tmp_path):
+    sd = {"a": torch.randn(3, 4), "b": torch.arange(5)}
+    ckpt.save_weights(tmp_path / "w.safetensors", sd, {"config": "{}"})
+    loaded, meta = ckpt.load_weights(tmp_path / "w.safetensors")
+    assert meta == {"config": "{}"}
+    assert all(torch.equal(sd[k], loaded[k]) for k in sd)
+
+
+def test_state_loads_with_weights_only(tmp_path):
+    state = {"optimizer": torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1).state_dict(), "epoch": 3, "rng": torch.get_rng_state(), "history": [{"epoch": 1, "top1": 0.5}]}
+    ckpt.save_state(tmp_path / "s.pt", state)
+    assert ckpt.load_state(tmp_path / "s.pt")["epoch"] == 3
+
+
+def test_state_loader_refuses_pickled_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+        ckpt.load_state(tmp_path / "evil.pt")
+
+
+def test_checkpoint_pointer_and_pruning(tmp_path):
+    for epoch in range(1, 5):
+        ckpt.save_checkpoint(tmp_path, f"epoch-{epoch:04d}", {"w": torch.full((2,), float(epoch))}, {"epoch": epoch}, {"format": "x"})
+    weights, state = ckpt.latest_checkpoint(tmp_path)
+    assert weights.name == "epoch-0004.safetensors" and ckpt.load_state(state)["epoch"] == 4
+    assert sorted(p.name for p in tmp_path.glob("*.safetensors")) == ["epoch-0003.safetensors", "epoch-0004.safetensors"]
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["history"] == ["epoch-0003", "epoch-0004"]
+    assert ckpt.latest_checkpoint(tmp_path / "none") is None

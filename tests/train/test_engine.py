@@ -1,0 +1,73 @@
+import json
+import math
+
+import pytest
+import torch
+
+from attnzoo.train import TrainConfig, lr_factor, train, variant_name
+from attnzoo.train.engine import param_groups
+
+TINY = dict(train_size=256, test_size=64, batch_size=32, threads=1, progress=False)
+
+
+def test_train_writes_metrics_summary_and_checkpoints(tmp_path):
+    out = tmp_path / "run"
+    summary = train(TrainConfig(out=str(out), epochs=2, attn="se", **TINY))
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines] == [1, 2]
+    assert {"train_loss", "test_top1", "test_top5", "images_per_s", "data_share", "lr"} <= set(lines[0])
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["last_top1"] == summary["last_top1"] == lines[-1]["test_top1"]
+    assert on_disk["variant"] == "se" and on_disk["params"] > 0 and on_disk["macs"] > 0
+    assert on_disk["config"]["attn"] == "se" and on_disk["versions"]["torch"] == torch.__version__
+    assert (out / "best.safetensors").is_file() and (out / "checkpoint.json").is_file()
+
+
+def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
+    train(TrainConfig(out=str(tmp_path), epochs=1, **TINY))
+    with pytest.raises(ValueError, match="already holds a checkpoint; pass --resume"):
+        train(TrainConfig(out=str(tmp_path), epochs=1, **TINY))
+
+
+def test_lr_schedules():
+    assert lr_factor(0, 100, 10, "cosine") == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10, "cosine") == pytest.approx(1.0)
+    assert lr_factor(55, 100, 10, "cosine") == pytest.approx(0.5)
+    assert lr_factor(100, 100, 10, "cosine") == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(0, 100, 10, "onecycle") == pytest.approx(1 / 25)
+    assert lr_factor(10, 100, 10, "onecycle") == pytest.approx(1.0)
+    assert lr_factor(100, 100, 10, "onecycle") == pytest.approx(1e-4)
+
+
+def test_no_weight_decay_on_bn_and_bias():
+    import attnzoo
+
+    model = attnzoo.create_model("cifar_resnet8", attn="self_attn", num_classes=10)
+    decay, no_decay = param_groups(model, 5e-4)
+    assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decay["params"])
+    names_no_decay = {n for n, p in model.named_parameters() if any(p is q for q in no_decay["params"])}
+    assert "bn1.weight" in names_no_decay and "fc.bias" in names_no_decay and "layer1.0.attn.gamma" in names_no_decay
+
+
+def test_variant_names():
+    assert variant_name(TrainConfig()) == "plain"
+    assert variant_name(TrainConfig(attn="self_attn", attn_stages=[3])) == "self_attn@3"
+    assert variant_name(TrainConfig(attn="cbam", fusion="iaff")) == "cbam+iaff"
+
+
+def test_bad_config_values():
+    with pytest.raises(ValueError, match="schedule must be"):
+        train(TrainConfig(schedule="step"))
+    with pytest.raises(ValueError, match="unknown training options: colour"):
+        TrainConfig.from_dict({"colour": 1})
+
+
+def test_sync_bn_rejected_on_cpu(tmp_path):
+    with pytest.raises(ValueError, match="--sync-bn needs CUDA"):
+        train(TrainConfig(out=str(tmp_path), sync_bn=True, device="cpu", **TINY))
+
+
+def test_bf16_amp_and_channels_last_train(tmp_path):
+    summary = train(TrainConfig(out=str(tmp_path), epochs=1, amp=True, channels_last=True, attn="cbam", **TINY))
+    assert math.isfinite(summary["last_top1"])

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from attnzoo.cli import main
+
+
+def test_viz_writes_figures_for_every_family(tmp_path, capsys):
+    out = tmp_path / "v"
+    assert main(["viz", "--model", "cifar_resnet8", "--attn", "cbam", "--fusion", "aff", "--sample", "digits:3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "layer1.0.attn.spatial (spatial)" in printed
+    for name in ("spatial.png", "channels.png", "fusion.png"):
+        with Image.open(out / name) as img:
+            assert img.size[0] > 600 and img.size[1] > 250
+
+
+def test_viz_self_attention_and_hacnn_regions(tmp_path):
+    assert main(["viz", "--model", "cifar_resnet8", "--attn", "self_attn", "--sample", "digits", "--out", str(tmp_path / "s")]) == 0
+    assert (tmp_path / "s" / "self_attention.png").is_file()
+    assert main(["viz", "--model", "hacnn", "--sample", "digits", "--out", str(tmp_path / "h")]) == 0
+    assert (tmp_path / "h" / "regions.png").is_file() and (tmp_path / "h" / "fusion.png").is_file()
+
+
+def test_viz_image_file(tmp_path):
+    path = tmp_path / "in.png"
+    Image.fromarray((np.random.default_rng(0).random((50, 70, 3)) * 255).astype(np.uint8)).save(path)
+    assert main(["viz", str(path), "--model", "cifar_resnet8", "--attn", "ha_soft", "--out", str(tmp_path / "f"), "--layers", "layer3"]) == 0
+    assert (tmp_path / "f" / "spatial.png").is_file()
+
+
+def test_viz_rejects_non_image_and_models_without_attention(tmp_path, capsys):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    with pytest.raises(SystemExit) as e:
+        main(["viz", str(bad), "--model", "cifar_resnet8", "--attn", "se", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "cannot read" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["viz", "--model", "cifar_resnet8", "--sample", "digits", "--out", str(tmp_path)])
+    assert "no attention modules" in capsys.readouterr().err
