@@ -267,6 +267,14 @@ def cmd_viz(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview_data(args: argparse.Namespace) -> int:
+    from .data.digits import save_preview
+
+    save_preview(args.out, args.count)
+    print(f"wrote {args.out}")
+    return 0
+
+
 # Defaults of `attnzoo compare`, sized so the full default comparison fits in 10 minutes on
 # 2 CPU cores; --quick is a smoke-test size for CI.
 COMPARE_DEFAULTS = {"epochs": 4, "batch_size": 32, "lr": 0.1, "train_size": 5000, "test_size": 1000}
@@ -328,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", nargs="+", help="only layers whose name matches these globs or prefixes (e.g. layer3)")
     p.add_argument("--out", default="runs/viz", help="output folder (default runs/viz)")
     p.set_defaults(func=cmd_viz)
+
+    p = sub.add_parser("preview-data", help="a PNG grid of the embedded dataset's images, labels and target boxes")
+    p.add_argument("--out", default="runs/digits.png")
+    p.add_argument("--count", type=int, default=24)
+    p.set_defaults(func=cmd_preview_data)
     return parser
 
 

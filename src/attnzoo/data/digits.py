@@ -101,3 +101,35 @@ def make_cluttered_digits(split: str = "train", size: int | None = None, seed: i
     canvas += rng.normal(0.0, 0.06, canvas.shape).astype(np.float32)
     images = torch.from_numpy(np.clip(canvas, 0, 1) * 255 + 0.5).to(torch.uint8)
     return TensorImageDataset(images, torch.from_numpy(labels), NUM_CLASSES, torch.from_numpy(boxes), name=f"digits-{split}")
+
+
+def save_preview(path, count: int = 24, seed: int = 0) -> None:
+    """A PNG grid of training images with their labels and target boxes (for the README)."""
+    import os
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ds = make_cluttered_digits("train", size=count, seed=seed)
+    cols = 8
+    rows = -(-count // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows))
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= count:
+            continue
+        ax.imshow(ds.images[i].permute(1, 2, 0).numpy(), interpolation="nearest")
+        x0, y0, x1, y1 = ds.boxes[i].tolist()
+        ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="white", lw=1, ls="--"))
+        ax.set_title(f"label {int(ds.labels[i])}", fontsize=8)
+    fig.suptitle("Embedded dataset: classify the red digit (dashed: its box, used for the localisation score)", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)

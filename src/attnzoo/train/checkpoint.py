@@ -20,6 +20,8 @@ from typing import Any
 import torch
 
 POINTER = "checkpoint.json"
+_UMASK = os.umask(0)  # read once; mkstemp creates 0600 files, we want the usual 0666 & ~umask
+os.umask(_UMASK)
 KEEP = 2  # complete checkpoints kept on disk
 
 
@@ -30,6 +32,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

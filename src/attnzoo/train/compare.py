@@ -269,12 +269,17 @@ def report_markdown(results: dict[str, Any]) -> str:
     if share:
         lines += ["", f"Data preparation took {100 * min(share):.1f}–{100 * max(share):.1f}% of a training step."]
     if any("localisation" in r for r in results["rows"]):
-        lines += ["", "## Localisation", "", "Share of spatial attention mass inside the target's box (uniform attention scores the box's area share).", "",
+        lines += ["", "## Localisation", "", "Share of attention mass inside the target digit's box on 500 test images (seed-0 model; "
+                  "full maps: mean over channels; self-attention: mean attention row; Grad-CAM at the last stage). "
+                  "Uniform attention scores the box's area share.", "",
                   "| variant | layer | attention mass in box | Grad-CAM mass in box | uniform |", "|---|---|---|---|---|"]
         for r in results["rows"]:
-            for layer, score in (r.get("localisation") or {}).get("layers", {}).items():
-                loc = r["localisation"]
-                lines.append(f"| {r['variant']} | {layer} | {score:.3f} | {loc.get('gradcam', float('nan')):.3f} | {loc['uniform']:.3f} |")
+            loc = r.get("localisation")
+            if not loc:
+                continue
+            cam = f"{loc['gradcam']:.3f}" if "gradcam" in loc else "—"
+            for layer, score in (loc["layers"] or {"— (no spatial attention)": None}).items():
+                lines.append(f"| {r['variant']} | {layer} | {'—' if score is None else f'{score:.3f}'} | {cam} | {loc['uniform']:.3f} |")
     lines += ["", f"Versions: {', '.join(f'{k} {v}' for k, v in results['versions'].items())}."]
     return "\n".join(lines) + "\n"
 

@@ -18,8 +18,9 @@ SelfAttention2d, NonLocal2d        rows       (N, H·W, L) attention rows (query
 HardRegionAttention                regions    (N, K, 2, 3) affine θ of the K regions
 =================================  =========  ===============================================
 
-``full`` maps also provide a ``spatial`` view (their mean over channels), so every module with
-a spatial component can be drawn and scored the same way.
+``full`` maps also provide a ``spatial`` view (their mean over channels) and ``rows`` one too
+(the mean attention row: where positions look on average), so every module with a spatial
+component can be drawn and scored the same way.
 """
 
 from __future__ import annotations
@@ -74,11 +75,15 @@ class AttentionRecord:
 
     @property
     def spatial(self) -> Optional[torch.Tensor]:
-        """(N, H, W) spatial view: the map itself, or a full map's mean over channels."""
+        """(N, h, w) spatial view: the map itself, a full map's mean over channels, or for
+        self-attention the mean attention row (where the image's positions look, on average)."""
         if self.kind == "spatial":
             return self.tensor
         if self.kind == "full":
             return self.tensor.mean(1)
+        if self.kind == "rows":
+            kh, kw = _key_grid(*self.input_size, self.tensor.shape[-1])
+            return self.tensor.mean(1).reshape(-1, kh, kw)
         return None
 
     @property
