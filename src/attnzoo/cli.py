@@ -267,6 +267,24 @@ def cmd_viz(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .bench import run as bench
+
+    common = dict(dtype=args.dtype, threads=args.threads, rounds=args.rounds, warmup=args.warmup, backward=args.backward,
+                  compile=args.compile, channels_last=args.channels_last, device=args.device)
+    if args.target == "modules":
+        result = bench.bench_modules(args.names, channels=args.channels, size=args.size, batch=args.batch, **common)
+    else:
+        result = bench.bench_models(args.model, args.names or bench.DEFAULT_MODEL_VARIANTS, batch=args.batch, size=args.size, **common)
+    bench.print_table(result)
+    stem = args.stem or f"{args.target}-{args.device.replace(':', '')}-{args.dtype}{'-compiled' if args.compile else ''}"
+    for path in bench.write(result, Path(args.out), stem):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_preview_data(args: argparse.Namespace) -> int:
     from .data.digits import save_preview
 
@@ -337,6 +355,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/viz", help="output folder (default runs/viz)")
     p.set_defaults(func=cmd_viz)
 
+    p = sub.add_parser("bench", help="parameters, MACs, latency (forward, forward+backward), memory; ratios to a same-run reference",
+                       description="Benchmark modules (reference: one copy of the input) or models (reference: the plain backbone).")
+    p.add_argument("target", choices=["modules", "models"])
+    p.add_argument("names", nargs="*", help="modules: registered names (default all); models: variants like se, cbam, aff@34 (default plain se cbam aff iaff)")
+    p.add_argument("--model", default="resnet50", help="backbone for `bench models` (default resnet50)")
+    p.add_argument("--channels", type=int, default=256, help="modules: C (default 256)")
+    p.add_argument("--size", type=int, default=None, help="H = W (default 56 for modules, 224 for models)")
+    p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="fp32, or autocast to bf16/fp16")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 20 modules, 10 models)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--backward", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time forward+backward in train mode (default: on for modules, off for models)")
+    p.add_argument("--compile", action="store_true", help="torch.compile every candidate (default backend, inductor)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="runs/bench", help="folder for JSON, markdown and PNG (default runs/bench)")
+    p.add_argument("--stem", default=None, help="file name stem (default TARGET-DEVICE-DTYPE)")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("preview-data", help="a PNG grid of the embedded dataset's images, labels and target boxes")
     p.add_argument("--out", default="runs/digits.png")
     p.add_argument("--count", type=int, default=24)
@@ -347,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        modules = args.target == "modules"
+        args.size = args.size or (56 if modules else 224)
+        args.rounds = args.rounds or (20 if modules else 10)
+        args.backward = modules if args.backward is None else args.backward
     if getattr(args, "quick", False):
         for key, value in COMPARE_QUICK.items():
             setattr(args, key, value)

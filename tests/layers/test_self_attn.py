@@ -76,3 +76,18 @@ def test_attention_logits_run_in_fp32_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         m(torch.randn(1, 16, 4, 4))
     assert seen == [torch.float32]
+
+
+@pytest.mark.parametrize("cls, kwargs", [(SelfAttention2d, {"kv_stride": 2}), (NonLocal2d, {})])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_path_equals_explicit_softmax_path(cls, kwargs, dtype):
+    m = randomize_(cls(16, **kwargs)).to(dtype).eval()
+    x = torch.randn(2, 16, 7, 6, dtype=dtype, requires_grad=True)
+    fused = m(x)
+    (g_fused,) = torch.autograd.grad(fused.sum(), x)
+    handle = m.gate.register_forward_hook(lambda *_: None)  # a watched gate takes the explicit path
+    explicit = m(x)
+    (g_explicit,) = torch.autograd.grad(explicit.sum(), x)
+    handle.remove()
+    torch.testing.assert_close(fused, explicit)
+    torch.testing.assert_close(g_fused, g_explicit)

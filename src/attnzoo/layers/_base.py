@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -13,6 +14,11 @@ def hidden_width(channels: int, reduction: float, min_hidden: int) -> int:
     if min_hidden < 1:
         raise ValueError(f"min_hidden must be at least 1, got {min_hidden}")
     return max(int(min_hidden), int(channels // reduction))
+
+
+def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1×1 ``conv`` applied to pooled features ``x`` of shape (N, C_in): (N, C_out)."""
+    return F.linear(x, conv.weight.flatten(1), conv.bias)
 
 
 def check_channels(module: str, channels: int) -> int:

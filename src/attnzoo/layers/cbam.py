@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import AttentionModule, hidden_width
+from ._base import AttentionModule, hidden_width, pointwise
 from .registry import register_attn
 
 
@@ -43,11 +43,13 @@ class CBAMChannel(AttentionModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         n = x.shape[0]
-        # One MLP call on the stacked (avg, max) descriptors instead of two.
-        pooled = torch.cat([x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)], dim=0)
-        logits = self.mlp(pooled)
+        # One MLP call on the stacked (avg, max) descriptors instead of two; its 1×1 convs run
+        # as matrix products on (2N, C), as in SqueezeExcite.
+        pooled = torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=0)
+        fc1, act, fc2 = self.mlp
+        logits = pointwise(fc2, act(pointwise(fc1, pooled)))
         weights = self.gate(logits[:n] + logits[n:])
-        return x * weights
+        return x * weights[:, :, None, None]
 
 
 @register_attn("cbam_spatial")

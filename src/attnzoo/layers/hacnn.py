@@ -81,7 +81,20 @@ class HASoftAttention(AttentionModule):
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """The soft attention ``A``, shape ``(N, C, H, W)``, values in ``[0.5, 1)``."""
         self.check_input(x)
-        return self.gate(self.mix(self.spatial(x) * self.channel(x)))
+        s, c = self.spatial(x), self.channel(x)  # (N, 1, H, W), (N, C, 1, 1)
+        conv, norm, act = self.mix
+        # The 1×1 conv acts on the rank-1 map s ⊗ c, so conv(s ⊗ c) = s ⊗ (W c) + b: a C×C
+        # matrix-vector product per image instead of a C×C×H×W convolution (exact).
+        wc = F.linear(c.flatten(1), conv.weight.flatten(1))[:, :, None, None]  # W c: (N, C, 1, 1)
+        b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
+        if not norm.training and norm.running_var is not None:
+            # Eval: fold the BN's affine map into the rank-1 form: one fused multiply-add pass.
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            shift = norm.bias - norm.running_mean * scale
+            z = torch.addcmul((b * scale + shift)[:, None, None], s, wc * scale[:, None, None])
+        else:
+            z = norm(torch.addcmul(b[:, None, None], s, wc))
+        return self.gate(act(z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.weights(x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import AttentionModule, hidden_width
+from ._base import AttentionModule, hidden_width, pointwise
 from .registry import register_attn
 
 
@@ -41,6 +41,8 @@ class SqueezeExcite(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        s = x.mean((2, 3), keepdim=True)
-        s = self.gate(self.fc2(self.act(self.fc1(s))))
-        return x * s
+        # The 1×1 convs act on a 1×1 map: run them as matrix products on (N, C) (same weights,
+        # same result), which skips the convolution machinery (~100 µs per call on CPU).
+        s = pointwise(self.fc1, x.mean((2, 3)))
+        s = self.gate(pointwise(self.fc2, self.act(s)))
+        return x * s[:, :, None, None]

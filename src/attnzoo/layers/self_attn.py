@@ -14,16 +14,34 @@ from .registry import register_attn
 DEFAULT_MAX_ATTN_ELEMENTS = 1 << 24
 
 
-def _attention_rows(gate: nn.Module, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-    """``softmax(queryᵀ key)`` over keys, computed in fp32 even under autocast.
+def _hooked(module: nn.Module) -> bool:
+    """Whether a forward hook would observe ``module`` (its own or a global one)."""
+    from torch.nn.modules import module as module_mod
 
-    query: (N, d, Lq), key: (N, d, Lk) -> (N, Lq, Lk). The softmax goes through ``gate``
-    so a forward hook sees the attention rows.
+    return bool(
+        module._forward_hooks or module._forward_pre_hooks
+        or module_mod._global_forward_hooks or module_mod._global_forward_pre_hooks
+    )
+
+
+def _attend(gate: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value · softmax(queryᵀ key)ᵀ``, in fp32 even under autocast.
+
+    query: (N, d, Lq), key: (N, d, Lk), value: (N, c, Lk) -> (N, c, Lq). When a hook watches
+    ``gate`` the softmax runs through it on the explicit (N, Lq, Lk) matrix, so the hook sees the
+    attention rows; otherwise the same product runs as one fused
+    ``scaled_dot_product_attention`` call (scale 1), which never materialises that matrix.
     """
+    out_dtype = value.dtype
     dtype = torch.promote_types(query.dtype, torch.float32)  # fp16/bf16 -> fp32, fp64 stays
     with torch.autocast(device_type=query.device.type, enabled=False):
-        logits = torch.bmm(query.to(dtype).transpose(1, 2), key.to(dtype))
-        return gate(logits)
+        q, k, v = (t.to(dtype).transpose(1, 2) for t in (query, key, value))  # (N, L, ·)
+        if _hooked(gate):
+            attn = gate(torch.bmm(q, k.transpose(1, 2)))  # (N, Lq, Lk)
+            out = torch.bmm(attn, v)
+        else:
+            out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=1.0)[:, 0]
+    return out.transpose(1, 2).to(out_dtype)
 
 
 def _check_attention_size(module: AttentionModule, queries: int, keys: int, limit: int) -> None:
@@ -88,8 +106,7 @@ class SelfAttention2d(AttentionModule):
         q = self.query(x).flatten(2)  # (N, d, HW)
         k = self.key(kv).flatten(2)  # (N, d, L)
         v = self.value(kv).flatten(2)  # (N, C, L)
-        attn = _attention_rows(self.gate, q, k)  # (N, HW, L)
-        out = torch.bmm(v, attn.to(v.dtype).transpose(1, 2)).view(n, c, h, w)
+        out = _attend(self.gate, q, k, v).view(n, c, h, w)
         return x + self.gamma * out
 
 
@@ -143,7 +160,5 @@ class NonLocal2d(AttentionModule):
             g = F.max_pool2d(g, 2, 2, ceil_mode=True)
         _check_attention_size(self, h * w, phi.shape[2] * phi.shape[3], self.max_attn_elements)
         theta = self.theta(x).flatten(2)  # (N, d, HW)
-        attn = _attention_rows(self.gate, theta, phi.flatten(2))  # (N, HW, L)
-        g = g.flatten(2)  # (N, d, L)
-        y = torch.bmm(g, attn.to(g.dtype).transpose(1, 2)).view(n, -1, h, w)
+        y = _attend(self.gate, theta, phi.flatten(2), g.flatten(2)).view(n, -1, h, w)
         return x + self.out_norm(self.out_conv(y))

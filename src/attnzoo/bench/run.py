@@ -1,0 +1,326 @@
+"""``attnzoo bench modules`` and ``attnzoo bench models``.
+
+Every latency is a median over interleaved rounds (with min and max) and is also given as a
+ratio to a reference measured in the same run: for a module, one copy of its input tensor
+(``x.clone()``: one read and one write of the tensor, the memory-traffic floor of anything that
+returns a new tensor of that shape); for a model, the same backbone without attention.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from ..layers import create_attn, create_fusion, list_attn, list_fusion
+from ..models import create_model
+from ..utils import count_macs, count_params
+from .memory import cuda_peak_bytes, saved_activation_bytes
+from .timing import time_interleaved
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+# Passes over memory the module needs in principle, in units of one copy (read x + write y).
+# Pooling reads x once (mean and max fused), applying a gate reads x and writes y.
+MEMORY_FLOOR = {
+    "copy": (1.0, "read x, write y"),
+    "se": (1.5, "pool: read x; scale: read x, write y"),
+    "cbam_channel": (1.5, "avg+max pool: read x; scale: read x, write y"),
+    "cbam_spatial": (1.5, "channel mean+max: read x; scale: read x, write y"),
+    "cbam": (2.0, "pool x; pool x⊙Mc on the fly: read x; write x⊙Mc⊙Ms: read x, write y"),
+    "ha_soft": (1.5, "pools: read x; A = σ(ReLU(s⊗(W c)+b)) on the fly: read x, write y"),
+    "ha_spatial": (1.5, "channel mean: read x; scale: read x, write y"),
+    "ha_channel": (1.5, "pool: read x; scale: read x, write y"),
+    "mscam": (2.0, "pool + per-pixel bottleneck in one read of x; write y (plus the C/r hidden map)"),
+    "add": (1.5, "read x and y, write z"),
+    "aff": (2.5, "read x, y for M and for z (x+y pooled in the same pass), write z"),
+    "iaff": (3.5, "as AFF, plus a second attention pass over xi"),
+}
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu_model"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _sync(device: torch.device) -> Callable[[], None]:
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+def _autocast(device: torch.device, dtype: str):
+    import contextlib
+
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=DTYPES[dtype])
+
+
+def _forward(model, inputs, device, dtype) -> Callable[[], object]:
+    sync = _sync(device)
+
+    def run():
+        with torch.inference_mode(), _autocast(device, dtype):
+            out = model(*inputs)
+        sync()
+        return out
+
+    return run
+
+
+def _forward_backward(model, inputs, device, dtype) -> Callable[[], object]:
+    sync = _sync(device)
+    leaves = [t.detach().clone().requires_grad_() for t in inputs]
+
+    def run():
+        with _autocast(device, dtype):
+            out = model(*leaves)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        out.float().sum().backward()
+        for p in list(getattr(model, "parameters", lambda: [])()) + leaves:
+            p.grad = None
+        sync()
+
+    return run
+
+
+class _Copy(torch.nn.Module):
+    """The reference: one copy of the input."""
+
+    def forward(self, x, y=None):
+        return x.clone()
+
+
+def bench_modules(
+    names: Optional[Sequence[str]] = None,
+    channels: int = 256,
+    size: int = 56,
+    batch: int = 8,
+    dtype: str = "fp32",
+    threads: Optional[int] = None,
+    rounds: int = 20,
+    warmup: int = 3,
+    backward: bool = True,
+    compile: bool = False,
+    channels_last: bool = False,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Benchmark attention/fusion modules at input ``batch×channels×size×size`` (eval mode)."""
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    names = list(names or list_attn() + list_fusion())
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(batch, channels, size, size, device=dev).contiguous(memory_format=fmt)
+    y = torch.randn_like(x)
+    modules: dict[str, torch.nn.Module] = {"copy": _Copy()}
+    for name in names:
+        m = create_fusion(name, channels) if name in list_fusion() else create_attn(name, channels)
+        modules[name] = m.to(dev).eval()
+    inputs = {name: (x, y) if name in list_fusion() else (x,) for name in modules}
+    run = {name: (torch.compile(m) if compile and name != "copy" else m) for name, m in modules.items()}
+    fwd = time_interleaved({n: _forward(run[n], inputs[n], dev, dtype) for n in run}, rounds=rounds, warmup=warmup)
+    bwd = {}
+    if backward:
+        trainable = {n: m for n, m in run.items()}
+        for m in modules.values():
+            m.train()
+        bwd = time_interleaved({n: _forward_backward(trainable[n], inputs[n], dev, dtype) for n in trainable}, rounds=max(5, rounds // 2), warmup=warmup)
+        for m in modules.values():
+            m.eval()
+    ref_f = fwd["copy"]["median"]
+    ref_b = bwd.get("copy", {}).get("median")
+    rows = []
+    for name, m in modules.items():
+        row = {
+            "name": name,
+            "params": count_params(m),
+            "macs": count_macs(m, [t.cpu() for t in inputs[name]]) if name != "copy" else 0,
+            "forward_ms": {k: v * 1e3 if k != "rounds" else v for k, v in fwd[name].items()},
+            "forward_ratio": fwd[name]["median"] / ref_f,
+            "throughput_img_s": batch / fwd[name]["median"],
+            "floor_ratio": MEMORY_FLOOR.get(name, (None, ""))[0],
+            "floor_passes": MEMORY_FLOOR.get(name, (None, ""))[1],
+        }
+        if backward:
+            row["train_ms"] = {k: v * 1e3 if k != "rounds" else v for k, v in bwd[name].items()}
+            row["train_ratio"] = bwd[name]["median"] / ref_b
+            m.train()
+            row["saved_for_backward_mb"] = saved_activation_bytes(lambda: m(*[t.detach().requires_grad_() for t in inputs[name]])) / 2**20
+            m.eval()
+        if dev.type == "cuda":
+            row["cuda_peak_forward_mb"] = cuda_peak_bytes(_forward(run[name], inputs[name], dev, dtype), dev) / 2**20
+        rows.append(row)
+    return {
+        "kind": "modules",
+        "setup": {"input_shape": [batch, channels, size, size], "dtype": dtype, "mode": "eval (forward); train (forward+backward)",
+                  "rounds": rounds, "warmup": warmup, "compile": compile, "channels_last": channels_last, "device": str(dev),
+                  "reference": "copy = x.clone()"},
+        "machine": machine_info(torch.get_num_threads()),
+        "rows": rows,
+    }
+
+
+DEFAULT_MODEL_VARIANTS = ("plain", "se", "cbam", "aff", "iaff")
+
+
+def bench_models(
+    model: str = "resnet50",
+    variants: Sequence[str] = DEFAULT_MODEL_VARIANTS,
+    batch: int = 8,
+    size: int = 224,
+    dtype: str = "fp32",
+    threads: Optional[int] = None,
+    rounds: int = 10,
+    warmup: int = 2,
+    backward: bool = False,
+    compile: bool = False,
+    channels_last: bool = False,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Benchmark ``model`` with each attention/fusion variant against the plain model."""
+    from ..train.compare import parse_variant
+
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=fmt)
+    models = {}
+    for label in variants:
+        v = parse_variant(label)
+        kwargs = {}
+        if v.attn_stages:
+            kwargs["attn_stages"] = v.attn_stages
+        if v.fusion_stages:
+            kwargs["fusion_stages"] = v.fusion_stages
+        torch.manual_seed(0)
+        models[label] = create_model(model, attn=v.attn, fusion=v.fusion, **kwargs).to(dev).to(memory_format=fmt).eval()
+    run = {n: (torch.compile(m) if compile else m) for n, m in models.items()}
+    fwd = time_interleaved({n: _forward(run[n], (x,), dev, dtype) for n in run}, rounds=rounds, warmup=warmup)
+    bwd = {}
+    if backward:
+        for m in models.values():
+            m.train()
+        bwd = time_interleaved({n: _forward_backward(run[n], (x,), dev, dtype) for n in run}, rounds=max(3, rounds // 2), warmup=1)
+    ref = "plain" if "plain" in models else next(iter(models))
+    rows = []
+    for name, m in models.items():
+        row = {
+            "name": name,
+            "params": count_params(m),
+            "macs": count_macs(m.cpu() if dev.type != "cpu" else m, (1, 3, size, size)),
+            "forward_ms": {k: v * 1e3 if k != "rounds" else v for k, v in fwd[name].items()},
+            "forward_ratio": fwd[name]["median"] / fwd[ref]["median"],
+            "throughput_img_s": batch / fwd[name]["median"],
+        }
+        m.to(dev)
+        if backward:
+            row["train_ms"] = {k: v * 1e3 if k != "rounds" else v for k, v in bwd[name].items()}
+            row["train_ratio"] = bwd[name]["median"] / bwd[ref]["median"]
+        rows.append(row)
+    return {
+        "kind": "models",
+        "setup": {"model": model, "input_shape": [batch, 3, size, size], "dtype": dtype, "mode": "eval (forward)" + (", train (forward+backward)" if backward else ""),
+                  "rounds": rounds, "warmup": warmup, "compile": compile, "channels_last": channels_last, "device": str(dev), "reference": ref},
+        "machine": machine_info(torch.get_num_threads()),
+        "rows": rows,
+    }
+
+
+def _ms(t: dict) -> str:
+    return f"{t['median']:.2f} ({t['min']:.2f}–{t['max']:.2f})"
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    s, m = result["setup"], result["machine"]
+    ref = "copy of the input" if result["kind"] == "modules" else f"plain {s['model']}"
+    lines = [
+        f"Input {'×'.join(map(str, s['input_shape']))}, {s['dtype']}, {s['device']}, {m['threads']} thread(s), "
+        f"compile={s['compile']}, channels_last={s['channels_last']}; medians (min–max) of {s['rounds']} interleaved rounds. "
+        f"Ratios are to the {ref} in the same run. Machine: {m.get('cpu_model') or m['processor']}{', ' + m['gpu'] if 'gpu' in m else ''}; torch {m['torch']}.",
+        "",
+    ]
+    has_train = "train_ms" in result["rows"][0]
+    head = ["name", "params", "MMACs", "forward ms", "× ref"]
+    if result["kind"] == "modules":
+        head += ["floor ×"]
+    head += ["img/s"]
+    if has_train:
+        head += ["fwd+bwd ms", "× ref"]
+        if result["kind"] == "modules":
+            head += ["saved for bwd MB"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in result["rows"]:
+        cells = [r["name"], f"{r['params']:,}", f"{r['macs'] / 1e6:.1f}", _ms(r["forward_ms"]), f"{r['forward_ratio']:.2f}"]
+        if result["kind"] == "modules":
+            cells.append(f"{r['floor_ratio']:.1f}" if r.get("floor_ratio") else "—")
+        cells.append(f"{r['throughput_img_s']:.0f}")
+        if has_train:
+            cells += [_ms(r["train_ms"]), f"{r['train_ratio']:.2f}"]
+            if result["kind"] == "modules":
+                cells.append(f"{r['saved_for_backward_mb']:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    if result["kind"] == "modules":
+        lines += ["", "floor ×: passes over memory the module needs in principle, in copies of the input: "
+                  + "; ".join(f"{k} {v[0]} ({v[1]})" for k, v in MEMORY_FLOOR.items() if any(r["name"] == k for r in result["rows"]))]
+    lines += ["", "MACs: convolutions and matrix products (FlopCounterMode / 2); pooling and elementwise ops are not counted."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["rows"] if r["name"] not in ("copy",)]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        ax.scatter(max(r["params"], 1), r["forward_ratio"], s=40, color="0.4" if r["name"] == "plain" else "tab:blue")
+        ax.annotate(r["name"], (max(r["params"], 1), r["forward_ratio"]), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log)")
+    ref = "one copy of the input" if result["kind"] == "modules" else "plain model"
+    ax.set_ylabel(f"forward latency / {ref}")
+    ax.axhline(1.0, color="0.5", lw=0.8, ls="--")
+    s = result["setup"]
+    ax.set_title(f"Cost of attention: {'×'.join(map(str, s['input_shape']))} {s['dtype']} {s['device']}, {result['machine']['threads']} threads", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(to_markdown(result))
+
+
+def write(result: dict[str, Any], out: Path, stem: str) -> list[Path]:
+    from ..train.checkpoint import atomic_write_json, atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / f"{stem}.json", result)
+    atomic_write_text(out / f"{stem}.md", to_markdown(result))
+    plot(result, out / f"{stem}.png")
+    return [out / f"{stem}.json", out / f"{stem}.md", out / f"{stem}.png"]
