@@ -8,6 +8,8 @@ def build(name: str, channels: int, **options) -> torch.nn.Module:
     """An attention or fusion module by registered name."""
     if name in attnzoo.list_fusion():
         return attnzoo.create_fusion(name, channels, **options)
+    if name in attnzoo.list_conv():
+        return attnzoo.create_conv(name, channels, **options)
     return attnzoo.create_attn(name, channels, **options)
 
 
@@ -33,7 +35,7 @@ def randomize_(module: torch.nn.Module, std: float = 0.5, seed: int = 0) -> torc
     return module
 
 
-ALL_MODULES = attnzoo.list_attn() + attnzoo.list_fusion()
+ALL_MODULES = attnzoo.list_attn() + attnzoo.list_fusion() + attnzoo.list_conv()
 
 
 @pytest.fixture(autouse=True)

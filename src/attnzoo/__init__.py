@@ -1,6 +1,6 @@
 """attnzoo: exact, tested visual attention modules for CNNs, and the models that use them."""
 
-from .layers import create_attn, create_fusion, list_attn, list_fusion, register_attn, register_fusion
+from .layers import create_attn, create_conv, create_fusion, list_attn, list_conv, list_fusion, register_attn, register_conv, register_fusion
 from .models import create_model, list_models, register_model
 from .utils import count_macs, count_params
 
@@ -11,12 +11,15 @@ __all__ = [
     "count_macs",
     "count_params",
     "create_attn",
+    "create_conv",
     "create_fusion",
     "create_model",
     "list_attn",
+    "list_conv",
     "list_fusion",
     "list_models",
     "register_attn",
+    "register_conv",
     "register_fusion",
     "register_model",
 ]

@@ -14,13 +14,14 @@ C = 16
 
 
 def test_registries_are_complete_and_sorted():
-    assert attnzoo.list_attn() == sorted(
-        ["se", "cbam", "cbam_channel", "cbam_spatial", "self_attn", "nonlocal", "mscam", "ha_soft", "ha_spatial", "ha_channel"]
-    )
+    seeds = ["se", "cbam", "cbam_channel", "cbam_spatial", "self_attn", "nonlocal", "mscam", "ha_soft", "ha_spatial", "ha_channel"]
+    zoo = ["eca", "ese", "gc", "coord", "bam", "simam", "triplet", "ge", "sge"]
+    assert attnzoo.list_attn() == sorted(seeds + zoo)
     assert attnzoo.list_fusion() == ["add", "aff", "iaff"]
+    assert attnzoo.list_conv() == ["sk", "splat"]
 
 
-@pytest.mark.parametrize("create, kind", [(attnzoo.create_attn, "attention"), (attnzoo.create_fusion, "fusion")])
+@pytest.mark.parametrize("create, kind", [(attnzoo.create_attn, "attention"), (attnzoo.create_fusion, "fusion"), (attnzoo.create_conv, "conv")])
 def test_unknown_name_lists_valid_names(create, kind):
     with pytest.raises(ValueError, match=rf"unknown {kind} module 'nope'.*valid names: .*"):
         create("nope", 16)

@@ -20,7 +20,7 @@ from ..layers import create_attn, create_fusion, list_attn, list_fusion
 from ..models import create_model
 from ..utils import count_macs, count_params
 from .memory import cuda_peak_bytes, saved_activation_bytes
-from .timing import time_interleaved
+from .timing import time_interleaved, time_paired
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -44,6 +44,7 @@ MEMORY_FLOOR = {
 
 def machine_info(threads: int) -> dict[str, Any]:
     info = {
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "python": platform.python_version(),
         "torch": torch.__version__,
         "platform": platform.platform(),
@@ -136,32 +137,34 @@ def bench_modules(
         modules[name] = m.to(dev).eval()
     inputs = {name: (x, y) if name in list_fusion() else (x,) for name in modules}
     run = {name: (torch.compile(m) if compile and name != "copy" else m) for name, m in modules.items()}
-    fwd = time_interleaved({n: _forward(run[n], inputs[n], dev, dtype) for n in run}, rounds=rounds, warmup=warmup)
+    # Each module is timed right after its own copy of the input, every round: see time_paired.
+    others = [n for n in run if n != "copy"]
+    fwd = time_paired(_forward(run["copy"], inputs["copy"], dev, dtype), {n: _forward(run[n], inputs[n], dev, dtype) for n in others}, rounds, warmup)
+    fwd["copy"] = {**fwd.pop("__reference__"), "ratio": 1.0}
     bwd = {}
     if backward:
-        trainable = {n: m for n, m in run.items()}
         for m in modules.values():
             m.train()
-        bwd = time_interleaved({n: _forward_backward(trainable[n], inputs[n], dev, dtype) for n in trainable}, rounds=max(5, rounds // 2), warmup=warmup)
+        bwd = time_paired(_forward_backward(run["copy"], inputs["copy"], dev, dtype),
+                          {n: _forward_backward(run[n], inputs[n], dev, dtype) for n in others}, max(5, rounds // 2), warmup)
+        bwd["copy"] = {**bwd.pop("__reference__"), "ratio": 1.0}
         for m in modules.values():
             m.eval()
-    ref_f = fwd["copy"]["median"]
-    ref_b = bwd.get("copy", {}).get("median")
     rows = []
     for name, m in modules.items():
         row = {
             "name": name,
             "params": count_params(m),
             "macs": count_macs(m, [t.cpu() for t in inputs[name]]) if name != "copy" else 0,
-            "forward_ms": {k: v * 1e3 if k != "rounds" else v for k, v in fwd[name].items()},
-            "forward_ratio": fwd[name]["median"] / ref_f,
+            "forward_ms": _ms_dict(fwd[name]),
+            "forward_ratio": fwd[name]["ratio"],
             "throughput_img_s": batch / fwd[name]["median"],
             "floor_ratio": MEMORY_FLOOR.get(name, (None, ""))[0],
             "floor_passes": MEMORY_FLOOR.get(name, (None, ""))[1],
         }
         if backward:
-            row["train_ms"] = {k: v * 1e3 if k != "rounds" else v for k, v in bwd[name].items()}
-            row["train_ratio"] = bwd[name]["median"] / ref_b
+            row["train_ms"] = _ms_dict(bwd[name])
+            row["train_ratio"] = bwd[name]["ratio"]
             m.train()
             row["saved_for_backward_mb"] = saved_activation_bytes(lambda: m(*[t.detach().requires_grad_() for t in inputs[name]])) / 2**20
             m.eval()
@@ -172,7 +175,7 @@ def bench_modules(
         "kind": "modules",
         "setup": {"input_shape": [batch, channels, size, size], "dtype": dtype, "mode": "eval (forward); train (forward+backward)",
                   "rounds": rounds, "warmup": warmup, "compile": compile, "channels_last": channels_last, "device": str(dev),
-                  "reference": "copy = x.clone()"},
+                  "reference": "copy = x.clone(), timed right before each module in every round (ratio = module median / median of its own copies)"},
         "machine": machine_info(torch.get_num_threads()),
         "rows": rows,
     }
@@ -227,13 +230,13 @@ def bench_models(
             "name": name,
             "params": count_params(m),
             "macs": count_macs(m.cpu() if dev.type != "cpu" else m, (1, 3, size, size)),
-            "forward_ms": {k: v * 1e3 if k != "rounds" else v for k, v in fwd[name].items()},
+            "forward_ms": _ms_dict(fwd[name]),
             "forward_ratio": fwd[name]["median"] / fwd[ref]["median"],
             "throughput_img_s": batch / fwd[name]["median"],
         }
         m.to(dev)
         if backward:
-            row["train_ms"] = {k: v * 1e3 if k != "rounds" else v for k, v in bwd[name].items()}
+            row["train_ms"] = _ms_dict(bwd[name])
             row["train_ratio"] = bwd[name]["median"] / bwd[ref]["median"]
         rows.append(row)
     return {
@@ -243,6 +246,11 @@ def bench_models(
         "machine": machine_info(torch.get_num_threads()),
         "rows": rows,
     }
+
+
+def _ms_dict(t: dict) -> dict:
+    """Seconds -> milliseconds for the timing fields."""
+    return {k: v * 1e3 if k in ("median", "min", "max", "reference_median") else v for k, v in t.items()}
 
 
 def _ms(t: dict) -> str:

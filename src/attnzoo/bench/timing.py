@@ -46,3 +46,36 @@ def forward_fn(model: torch.nn.Module, *inputs: torch.Tensor) -> Callable[[], ob
             return model(*inputs)
 
     return run
+
+
+def time_paired(reference: Callable[[], object], candidates: dict[str, Callable[[], object]], rounds: int = 20, warmup: int = 3) -> dict[str, dict[str, float]]:
+    """Like :func:`time_interleaved`, but the reference runs right before every candidate call,
+    and each candidate's ``ratio`` is its median over the median of *its own* reference calls.
+
+    Neighbouring calls share the machine's state (caches, page mappings, clock), so the ratio of a
+    cheap module measured next to its own reference survives expensive neighbours in the round.
+    """
+    names = list(candidates)
+    for _ in range(warmup):
+        for name in names:
+            reference()
+            candidates[name]()
+    own: dict[str, list[float]] = {name: [] for name in names}
+    refs: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            start = time.perf_counter()
+            reference()
+            mid = time.perf_counter()
+            candidates[name]()
+            end = time.perf_counter()
+            refs[name].append(mid - start)
+            own[name].append(end - mid)
+    result = {}
+    for name in names:
+        med, ref = statistics.median(own[name]), statistics.median(refs[name])
+        result[name] = {"median": med, "min": min(own[name]), "max": max(own[name]), "rounds": rounds,
+                        "reference_median": ref, "ratio": med / ref}
+    all_refs = [t for name in names for t in refs[name]]
+    result["__reference__"] = {"median": statistics.median(all_refs), "min": min(all_refs), "max": max(all_refs), "rounds": len(all_refs)}
+    return result

@@ -1,6 +1,11 @@
 """Attention and fusion modules, and the registries that name them."""
 
+from .bam import BAM
 from .cbam import CBAM, CBAMChannel, CBAMSpatial
+from .coord import CoordAttention
+from .eca import ECA
+from .gc import GlobalContext
+from .ge import GatherExcite
 from .hacnn import (
     HAChannelAttention,
     HardRegionAttention,
@@ -12,18 +17,41 @@ from .hacnn import (
 from .mscam import AFF, IAFF, MSCAM, AddFusion
 from .registry import (
     create_attn,
+    create_conv,
     create_fusion,
     get_attn_class,
+    get_conv_class,
     get_fusion_class,
     list_attn,
+    list_conv,
     list_fusion,
     register_attn,
+    register_conv,
     register_fusion,
 )
-from .se import SqueezeExcite
+from .se import EffectiveSqueezeExcite, SqueezeExcite
+from .sk import SelectiveKernelConv, SplitAttentionConv
+from .sge import SpatialGroupEnhance
+from .simam import SimAM
 from .self_attn import NonLocal2d, SelfAttention2d
+from .triplet import TripletAttention
 
 __all__ = [
+    "SelectiveKernelConv",
+    "SplitAttentionConv",
+    "create_conv",
+    "get_conv_class",
+    "list_conv",
+    "register_conv",
+    "BAM",
+    "ECA",
+    "CoordAttention",
+    "EffectiveSqueezeExcite",
+    "GatherExcite",
+    "GlobalContext",
+    "SimAM",
+    "SpatialGroupEnhance",
+    "TripletAttention",
     "AFF",
     "CBAM",
     "IAFF",

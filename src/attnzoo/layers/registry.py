@@ -14,6 +14,7 @@ T = TypeVar("T", bound=type[nn.Module])
 
 _ATTN: dict[str, type[nn.Module]] = {}
 _FUSION: dict[str, type[nn.Module]] = {}
+_CONV: dict[str, type[nn.Module]] = {}
 
 
 def _register(table: dict[str, type[nn.Module]], kind: str, name: str) -> Callable[[T], T]:
@@ -36,6 +37,11 @@ def register_fusion(name: str) -> Callable[[T], T]:
     return _register(_FUSION, "fusion", name)
 
 
+def register_conv(name: str) -> Callable[[T], T]:
+    """Class decorator: make ``cls`` available as a 3×3-conv replacement, ``create_conv(name, channels, ...)``."""
+    return _register(_CONV, "conv", name)
+
+
 def _lookup(table: dict[str, type[nn.Module]], kind: str, name: str) -> type[nn.Module]:
     try:
         return table[name]
@@ -53,6 +59,20 @@ def list_attn() -> list[str]:
 def list_fusion() -> list[str]:
     """Sorted names of the registered fusion modules."""
     return sorted(_FUSION)
+
+
+def list_conv() -> list[str]:
+    """Sorted names of the registered 3×3-conv replacements (attention inside the convolution)."""
+    return sorted(_CONV)
+
+
+def get_conv_class(name: str) -> type[nn.Module]:
+    return _lookup(_CONV, "conv", name)
+
+
+def create_conv(name: str, channels: int, **options) -> nn.Module:
+    """Build conv replacement ``name``: ``channels`` in, ``out_channels`` (default ``channels``) out."""
+    return get_conv_class(name)(channels, **options)
 
 
 def get_attn_class(name: str) -> type[nn.Module]:

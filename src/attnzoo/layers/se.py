@@ -1,8 +1,9 @@
-"""Squeeze-and-Excitation channel attention."""
+"""Squeeze-and-Excitation channel attention, and its one-layer "effective" variant (eSE)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._base import AttentionModule, hidden_width, pointwise
@@ -46,3 +47,33 @@ class SqueezeExcite(AttentionModule):
         s = pointwise(self.fc1, x.mean((2, 3)))
         s = self.gate(pointwise(self.fc2, self.act(s)))
         return x * s[:, :, None, None]
+
+
+class HardSigmoid(nn.Module):
+    """``relu6(x + 3) / 6``, the piecewise-linear sigmoid of MobileNetV3 and eSE."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.hardsigmoid(x)
+
+
+@register_attn("ese")
+class EffectiveSqueezeExcite(AttentionModule):
+    """Effective SE: SE with a single C→C layer (no bottleneck) and a hard sigmoid.
+
+    ``y = x ⊙ hσ(W · GAP(x) + b)``, ``W: C → C`` a 1×1 conv with bias, ``hσ(z) = relu6(z + 3) / 6``.
+    Keeping all C channels avoids the information loss of SE's C/r bottleneck.
+
+    Args: channels ``C``.
+
+    Reference: Lee, Park. "CenterMask: Real-Time Anchor-Free Instance Segmentation", CVPR 2020,
+    arXiv:1911.06667 (Sec. 3.3, VoVNetV2).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
+        self.fc = nn.Conv2d(channels, channels, 1)
+        self.gate = HardSigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return x * self.gate(pointwise(self.fc, x.mean((2, 3))))[:, :, None, None]

@@ -13,15 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers.registry import get_attn_class, get_fusion_class
+from ..layers.registry import get_attn_class, get_conv_class, get_fusion_class
 from .registry import register_model
 
 LayerSpec = Union[None, str, Callable[..., nn.Module]]
 LayerFactory = Optional[Callable[[int], nn.Module]]
+ConvFactory = Optional[Callable[[int, int], nn.Module]]  # (width, stride) -> module
 
 
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, groups=groups, bias=False)
 
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -42,8 +43,13 @@ class BasicBlock(nn.Module):
         attn_layer: LayerFactory = None,
         fusion_layer: LayerFactory = None,
         norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        groups: int = 1,
+        base_width: int = 64,
+        conv_layer: ConvFactory = None,
     ) -> None:
         super().__init__()
+        if groups != 1 or base_width != 64 or conv_layer is not None:
+            raise ValueError("BasicBlock supports only groups=1, width_per_group=64 and the standard 3×3 conv")
         out_planes = planes * self.expansion
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = norm_layer(planes)
@@ -78,14 +84,22 @@ class Bottleneck(nn.Module):
         attn_layer: LayerFactory = None,
         fusion_layer: LayerFactory = None,
         norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        groups: int = 1,
+        base_width: int = 64,
+        conv_layer: ConvFactory = None,
     ) -> None:
         super().__init__()
         out_planes = planes * self.expansion
-        self.conv1 = conv1x1(inplanes, planes)
-        self.bn1 = norm_layer(planes)
-        self.conv2 = conv3x3(planes, planes, stride)
-        self.bn2 = norm_layer(planes)
-        self.conv3 = conv1x1(planes, out_planes)
+        width = int(planes * base_width / 64) * groups  # ResNeXt's bottleneck width
+        self.conv1 = conv1x1(inplanes, width)
+        self.bn1 = norm_layer(width)
+        if conv_layer is None:
+            self.conv2: nn.Module = conv3x3(width, width, stride, groups)
+            self.bn2: nn.Module = norm_layer(width)
+            self.act2: nn.Module = nn.ReLU(inplace=True)
+        else:  # SK / split attention: the replacement brings its own BN and ReLU
+            self.conv2, self.bn2, self.act2 = conv_layer(width, stride), nn.Identity(), nn.Identity()
+        self.conv3 = conv1x1(width, out_planes)
         self.bn3 = norm_layer(out_planes)
         self.relu = nn.ReLU(inplace=True)
         self.attn = attn_layer(out_planes) if attn_layer is not None else None
@@ -95,7 +109,7 @@ class Bottleneck(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.act2(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.attn is not None:
             out = self.attn(out)
@@ -133,7 +147,9 @@ def _layer_factory(spec: LayerSpec, options: Optional[dict], kind: str) -> Layer
     else:
         raise ValueError(f"{kind} must be a registered name, a callable or None, got {spec!r}")
     opts = dict(options or {})
-    return lambda channels: cls(channels, **opts)
+    factory = lambda channels: cls(channels, **opts)  # noqa: E731
+    factory.placement = getattr(cls, "placement", "block")  # "stage": between stages (BAM)
+    return factory
 
 
 def _check_stages(stages: Optional[Iterable[int]], num_stages: int, kind: str) -> set[int]:
@@ -162,6 +178,11 @@ class ResNet(nn.Module):
         zero_init_residual: start each block's last BN weight at 0.
         norm: ``"batch"`` (BatchNorm, default) or ``"group"`` (GroupNorm, 8 groups): batch-size
             independent, e.g. for tiny per-device batches.
+        groups, width_per_group: ResNeXt cardinality and width (Bottleneck only).
+        conv: a registered 3×3-conv replacement (``"sk"``, ``"splat"``; see ``list_conv()``) for
+            every bottleneck, with ``conv_options``.
+        stem: also ``"deep"``: three 3×3 convs (``stem_width``, ``stem_width``, ``2·stem_width``).
+        avg_down: shortcut downsampling by average pooling before the 1×1 conv (ResNet-D).
     """
 
     def __init__(
@@ -181,12 +202,26 @@ class ResNet(nn.Module):
         fusion_stages: Optional[Iterable[int]] = None,
         zero_init_residual: bool = False,
         norm: str = "batch",
+        groups: int = 1,
+        width_per_group: int = 64,
+        conv: Optional[str] = None,
+        conv_options: Optional[dict[str, Any]] = None,
+        stem_width: int = 32,
+        avg_down: bool = False,
     ) -> None:
         super().__init__()
         if len(layers) != len(widths):
             raise ValueError(f"layers {tuple(layers)} and widths {tuple(widths)} must have the same length")
-        if stem not in ("imagenet", "cifar"):
-            raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+        if stem not in ("imagenet", "cifar", "deep"):
+            raise ValueError(f"stem must be 'imagenet', 'cifar' or 'deep', got {stem!r}")
+        if conv is None and conv_options:
+            raise ValueError("conv_options given without conv")
+        conv_layer: ConvFactory = None
+        if conv is not None:
+            conv_cls, conv_opts = get_conv_class(conv), dict(conv_options or {})
+            conv_layer = lambda width, stride: conv_cls(width, stride=stride, **conv_opts)  # noqa: E731
+        self.avg_down = avg_down
+        self.block_options = {"groups": groups, "base_width": width_per_group, "conv_layer": conv_layer}
         if shortcut not in ("A", "B"):
             raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
         if norm not in _NORMS:
@@ -194,6 +229,9 @@ class ResNet(nn.Module):
         attn_layer = _layer_factory(attn, attn_options, "attn")
         fusion_layer = _layer_factory(fusion, fusion_options, "fusion")
         attn_at = _check_stages(attn_stages, len(layers), "attn")
+        stage_attn = attn_layer is not None and attn_layer.placement == "stage"
+        if stage_attn and attn_stages is None:
+            attn_at = set(range(1, len(layers)))  # after every stage but the last, as in BAM
         fusion_at = _check_stages(fusion_stages, len(layers), "fusion")
         self.num_classes = num_classes
         self.shortcut = shortcut
@@ -202,6 +240,14 @@ class ResNet(nn.Module):
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_chans, self.inplanes, 7, stride=2, padding=3, bias=False)
             self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1)
+        elif stem == "deep":
+            self.inplanes = 2 * stem_width
+            self.conv1 = nn.Sequential(
+                conv3x3(in_chans, stem_width, 2), _NORMS[norm](stem_width), nn.ReLU(inplace=True),
+                conv3x3(stem_width, stem_width), _NORMS[norm](stem_width), nn.ReLU(inplace=True),
+                conv3x3(stem_width, self.inplanes),
+            )
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         else:
             self.conv1 = conv3x3(in_chans, self.inplanes)
             self.maxpool = nn.Identity()
@@ -215,10 +261,14 @@ class ResNet(nn.Module):
                 planes,
                 blocks,
                 stride=1 if i == 1 else 2,
-                attn_layer=attn_layer if i in attn_at else None,
+                attn_layer=attn_layer if i in attn_at and not stage_attn else None,
                 fusion_layer=fusion_layer if i in fusion_at else None,
             )
             self.add_module(f"layer{i}", stage)
+        # Stage-level attention (BAM) refines a stage's output before the next stage.
+        self.stage_attn = nn.ModuleDict(
+            {f"layer{i}": attn_layer(widths[i - 1] * block.expansion) for i in sorted(attn_at)} if stage_attn else {}
+        )
         self.num_stages = len(layers)
         self.num_features = widths[-1] * block.expansion
         self.fc = nn.Linear(self.num_features, num_classes)
@@ -230,17 +280,21 @@ class ResNet(nn.Module):
         if stride != 1 or self.inplanes != out_planes:
             if self.shortcut == "A":
                 downsample = PadShortcut(out_planes - self.inplanes)
+            elif self.avg_down:
+                pool = nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
+                downsample = nn.Sequential(pool, conv1x1(self.inplanes, out_planes), self.norm_layer(out_planes))
             else:
                 downsample = nn.Sequential(conv1x1(self.inplanes, out_planes, stride), self.norm_layer(out_planes))
-        layers = [block(self.inplanes, planes, stride, downsample, attn_layer, fusion_layer, self.norm_layer)]
+        opts = self.block_options
+        layers = [block(self.inplanes, planes, stride, downsample, attn_layer, fusion_layer, self.norm_layer, **opts)]
         self.inplanes = out_planes
-        layers += [block(out_planes, planes, 1, None, attn_layer, fusion_layer, self.norm_layer) for _ in range(1, blocks)]
+        layers += [block(out_planes, planes, 1, None, attn_layer, fusion_layer, self.norm_layer, **opts) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
         for name, m in self.named_modules():
             # Attention and fusion modules own their initialisation (γ = 0, zero-init BN, ...).
-            if {"attn", "fusion"} & set(name.split(".")):
+            if {"attn", "fusion", "stage_attn"} & set(name.split(".")):
                 continue
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -259,8 +313,10 @@ class ResNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for stage in self.stages():
-            x = stage(x)
+        for i in range(1, self.num_stages + 1):
+            x = getattr(self, f"layer{i}")(x)
+            if f"layer{i}" in self.stage_attn:
+                x = self.stage_attn[f"layer{i}"](x)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -269,7 +325,8 @@ class ResNet(nn.Module):
 
 
 def _imagenet_resnet(block, layers, **kwargs) -> ResNet:
-    return ResNet(block, layers, widths=(64, 128, 256, 512), stem="imagenet", **kwargs)
+    kwargs.setdefault("stem", "imagenet")
+    return ResNet(block, layers, widths=(64, 128, 256, 512), **kwargs)
 
 
 def _cifar_resnet(depth: int, **kwargs) -> ResNet:
@@ -306,6 +363,29 @@ def resnet101(**kwargs) -> ResNet:
 def resnet152(**kwargs) -> ResNet:
     """ResNet-152: 60,192,808 parameters at 1000 classes."""
     return _imagenet_resnet(Bottleneck, (3, 8, 36, 3), **kwargs)
+
+
+@register_model
+def resnext50_32x4d(**kwargs) -> ResNet:
+    """ResNeXt-50 32×4d (Xie et al., CVPR 2017): 25,028,904 parameters at 1000 classes."""
+    return _imagenet_resnet(Bottleneck, (3, 4, 6, 3), groups=32, width_per_group=4, **kwargs)
+
+
+@register_model
+def sknet50(**kwargs) -> ResNet:
+    """SKNet-50: ResNeXt-50 32×4d with SK[M=2, G=32, r=16, L=32] units (Li et al., CVPR 2019):
+    27,479,784 parameters at 1000 classes, the paper's 27.5M."""
+    kwargs.setdefault("conv", "sk")
+    return resnext50_32x4d(**kwargs)
+
+
+@register_model
+def resnest50(**kwargs) -> ResNet:
+    """ResNeSt-50 (1s2x64d; Zhang et al. 2020): split attention with radix 2, deep stem of width
+    32, average-pool downsampling in the shortcut and in the block (avd): 27,483,240 parameters,
+    the paper's 27.5M."""
+    kwargs.setdefault("conv", "splat")
+    return _imagenet_resnet(Bottleneck, (3, 4, 6, 3), stem="deep", avg_down=True, **kwargs)
 
 
 @register_model

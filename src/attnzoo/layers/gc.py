@@ -1,0 +1,46 @@
+"""GCNet global context block."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._base import AttentionModule, hidden_width
+from .registry import register_attn
+
+
+@register_attn("gc")
+class GlobalContext(AttentionModule):
+    """Global context block: softmax attention pooling, a LayerNorm bottleneck, added to every pixel.
+
+    ``α = softmax_j(W_k x_j)`` over the H·W positions (``W_k: C → 1``), ``c = Σ_j α_j x_j``,
+    ``t = W_2 ReLU(LN(W_1 c))`` (``W_1: C → h``, ``W_2: h → C``, 1×1 convs with bias, LayerNorm
+    over the ``h`` channels), ``y = x + t`` broadcast over H×W. ``W_2`` starts at zero, so the
+    block starts as the identity. ``h = max(min_hidden, C // reduction)``.
+
+    Args: channels ``C``; reduction (default 16, the paper's r); min_hidden (default 8).
+
+    Reference: Cao, Xu, Lin, Wei, Hu. "GCNet: Non-local Networks Meet Squeeze-Excitation Networks
+    and Beyond", ICCV Workshops 2019, arXiv:1904.11492 (Fig. 4(d)).
+    """
+
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8) -> None:
+        super().__init__(channels)
+        hidden = hidden_width(channels, reduction, min_hidden)
+        self.attn_logits = nn.Conv2d(channels, 1, 1)
+        self.gate = nn.Softmax(dim=-1)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.norm = nn.LayerNorm([hidden, 1, 1])
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        n, c = x.shape[:2]
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            logits = self.attn_logits(x).flatten(1)  # (N, HW)
+            weights = self.gate(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits)
+        context = torch.bmm(x.flatten(2), weights.to(x.dtype)[:, :, None]).view(n, c, 1, 1)
+        return x + self.fc2(self.act(self.norm(self.fc1(context))))

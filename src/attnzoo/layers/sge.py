@@ -1,0 +1,52 @@
+"""SGE: spatial group-wise enhance."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._base import AttentionModule
+from .registry import register_attn
+
+
+def _largest_divisor_at_most(n: int, limit: int) -> int:
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+@register_attn("sge")
+class SpatialGroupEnhance(AttentionModule):
+    """SGE: within each channel group, gate every position by its similarity to the group's mean.
+
+    Channels are split into ``G`` groups; per group ``g = GAP(x_G)``, ``t = Σ_c x_G ⊙ g`` (one map
+    per group), ``t̂ = (t − mean(t)) / (std(t) + ε)`` over H×W, ``a = γ t̂ + β`` (one γ, β per
+    group; γ = 0, β = 1 at init), ``y = x_G ⊙ σ(a)``. 2G parameters.
+
+    Args: channels ``C``; groups ``G`` (default 64, or the largest divisor of C not above it).
+
+    Reference: Li, Hu, Yang. "Spatial Group-wise Enhance: Improving Semantic Feature Learning in
+    Convolutional Networks", arXiv:1905.09646 (2019).
+
+    Differences from the official code: with H·W = 1 its unbiased std is NaN; here the std of a
+    single position is 0 (so t̂ = 0).
+    """
+
+    def __init__(self, channels: int, groups: int = 64) -> None:
+        super().__init__(channels)
+        self.groups = _largest_divisor_at_most(channels, groups)
+        self.weight = nn.Parameter(torch.zeros(1, self.groups, 1, 1))
+        self.bias = nn.Parameter(torch.ones(1, self.groups, 1, 1))
+        self.eps = 1e-5
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        n, c, h, w = x.shape
+        xg = x.reshape(n * self.groups, c // self.groups, h, w)
+        t = (xg * xg.mean((2, 3), keepdim=True)).sum(1).view(n, self.groups, h * w)
+        t = t - t.mean(2, keepdim=True)
+        t = t / (t.std(2, keepdim=True, correction=1 if h * w > 1 else 0) + self.eps)
+        a = t.view(n, self.groups, h, w) * self.weight + self.bias
+        return (xg * self.gate(a).view(n * self.groups, 1, h, w)).view(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, groups={self.groups}"
