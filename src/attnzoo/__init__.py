@@ -3,6 +3,7 @@
 from .layers import create_attn, create_conv, create_fusion, list_attn, list_conv, list_fusion, register_attn, register_conv, register_fusion
 from .models import create_model, list_models, register_model
 from .utils import count_macs, count_params
+from . import viz  # attnzoo.viz.capture_attention, grad_cam (torch only)
 
 __version__ = "0.1.0"
 
@@ -22,4 +23,5 @@ __all__ = [
     "register_conv",
     "register_fusion",
     "register_model",
+    "viz",
 ]

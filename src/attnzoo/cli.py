@@ -9,7 +9,17 @@ from typing import Optional, Sequence
 
 import torch
 
-from .layers import create_attn, create_fusion, get_attn_class, get_fusion_class, list_attn, list_fusion
+from .layers import (
+    create_attn,
+    create_conv,
+    create_fusion,
+    get_attn_class,
+    get_conv_class,
+    get_fusion_class,
+    list_attn,
+    list_conv,
+    list_fusion,
+)
 from .models import create_model, list_models
 from .utils import count_macs, count_params
 
@@ -29,7 +39,7 @@ def _summary_line(doc: Optional[str]) -> str:
 def inventory(channels: int, size: int, batch: int, models: bool = True) -> dict:
     """Parameters and MACs of every registered module (at ``batch×channels×size×size``) and model."""
     shape = (batch, channels, size, size)
-    result: dict = {"input_shape": list(shape), "attention": [], "fusion": [], "models": []}
+    result: dict = {"input_shape": list(shape), "attention": [], "conv": [], "fusion": [], "models": []}
     torch.manual_seed(0)
     x = torch.randn(shape)
     for name in list_attn():
@@ -37,6 +47,12 @@ def inventory(channels: int, size: int, batch: int, models: bool = True) -> dict
         result["attention"].append(
             {"name": name, "class": type(m).__name__, "params": count_params(m), "macs": count_macs(m, x),
              "summary": _summary_line(get_attn_class(name).__doc__)}
+        )
+    for name in list_conv():
+        m = create_conv(name, channels)
+        result["conv"].append(
+            {"name": name, "class": type(m).__name__, "params": count_params(m), "macs": count_macs(m, x),
+             "summary": _summary_line(get_conv_class(name).__doc__)}
         )
     for name in list_fusion():
         m = create_fusion(name, channels)
@@ -74,6 +90,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     _print_table(
         ["name", "class", "params", "MACs", "what it does"],
         [[r["name"], r["class"], f"{r['params']:,}", f"{r['macs']:,}", r["summary"]] for r in info["attention"]],
+    )
+    print(f"\n3×3-conv replacements (attention inside the convolution; models take them as conv=NAME) at input {shape}\n")
+    _print_table(
+        ["name", "class", "params", "MACs", "what it does"],
+        [[r["name"], r["class"], f"{r['params']:,}", f"{r['macs']:,}", r["summary"]] for r in info["conv"]],
     )
     print(f"\nFusion modules z = m(x, y) at input {shape}\n")
     _print_table(
@@ -116,7 +137,9 @@ def _add_train_arguments(p: argparse.ArgumentParser, for_compare: bool = False) 
     if not for_compare:
         g.add_argument("--attn", default=None, help="attention module in every block (default none)")
         g.add_argument("--fusion", default=None, help="fusion module replacing each residual addition (default none)")
+        g.add_argument("--conv", default=None, help="3×3-conv replacement in every bottleneck: sk or splat (default none)")
         g.add_argument("--attn-opt", action="append", metavar="KEY=VALUE", help="attention option, repeatable (e.g. reduction=8)")
+        g.add_argument("--conv-opt", action="append", metavar="KEY=VALUE", help="conv replacement option, repeatable (e.g. radix=4)")
         g.add_argument("--fusion-opt", action="append", metavar="KEY=VALUE", help="fusion option, repeatable (e.g. scale=2)")
         g.add_argument("--attn-stages", type=int, nargs="+", help="stages (1-based) that get attention (default all)")
         g.add_argument("--fusion-stages", type=int, nargs="+", help="stages (1-based) that get fusion (default all)")
@@ -161,6 +184,7 @@ def _config_from_args(args: argparse.Namespace):
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     fields["attn_options"] = _options(getattr(args, "attn_opt", None), "--attn-opt")
     fields["fusion_options"] = _options(getattr(args, "fusion_opt", None), "--fusion-opt")
+    fields["conv_options"] = _options(getattr(args, "conv_opt", None), "--conv-opt")
     fields["model_options"] = _options(args.model_opt, "--model-opt")
     return TrainConfig.from_dict(fields)
 
@@ -331,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .train.compare import DEFAULT_VARIANTS
 
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS),
-                   help="variants: plain, an attention or fusion name, NAME@STAGES (e.g. self_attn@3), A+B (default: the seed modules)")
+                   help="variants: plain, an attention, fusion or conv name (see `attnzoo list`), NAME@STAGES (e.g. self_attn@3), "
+                   "A+B (default: the seed modules)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     p.add_argument("--jobs", type=int, default=2, help="runs trained in parallel (default 2; CPU threads are split among them)")
     p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")

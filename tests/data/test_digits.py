@@ -1,4 +1,3 @@
-import numpy as np
 import torch
 
 from attnzoo.data import make_cluttered_digits

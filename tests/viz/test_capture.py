@@ -1,8 +1,7 @@
-import pytest
 import torch
 
 import attnzoo
-from attnzoo.layers import AFF, CBAM, IAFF, SelfAttention2d
+from attnzoo.layers import AFF, CBAM, SelfAttention2d
 from attnzoo.viz import attention_modules, capture_attention
 from tests.conftest import randomize_
 

@@ -8,7 +8,6 @@ returns a new tensor of that shape); for a model, the same backbone without atte
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from ..layers import create_attn, create_fusion, list_attn, list_fusion
+from ..layers import create_attn, create_conv, create_fusion, list_attn, list_conv, list_fusion
 from ..models import create_model
 from ..utils import count_macs, count_params
 from .memory import cuda_peak_bytes, saved_activation_bytes
@@ -127,13 +126,18 @@ def bench_modules(
     if threads:
         torch.set_num_threads(threads)
     dev = torch.device(device)
-    names = list(names or list_attn() + list_fusion())
+    names = list(names or list_attn() + list_fusion() + list_conv())
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(batch, channels, size, size, device=dev).contiguous(memory_format=fmt)
     y = torch.randn_like(x)
     modules: dict[str, torch.nn.Module] = {"copy": _Copy()}
     for name in names:
-        m = create_fusion(name, channels) if name in list_fusion() else create_attn(name, channels)
+        if name in list_fusion():
+            m = create_fusion(name, channels)
+        elif name in list_conv():
+            m = create_conv(name, channels)
+        else:
+            m = create_attn(name, channels)
         modules[name] = m.to(dev).eval()
     inputs = {name: (x, y) if name in list_fusion() else (x,) for name in modules}
     run = {name: (torch.compile(m) if compile and name != "copy" else m) for name, m in modules.items()}
@@ -215,6 +219,8 @@ def bench_models(
         if v.fusion_stages:
             kwargs["fusion_stages"] = v.fusion_stages
         torch.manual_seed(0)
+        if v.conv:
+            kwargs["conv"] = v.conv
         models[label] = create_model(model, attn=v.attn, fusion=v.fusion, **kwargs).to(dev).to(memory_format=fmt).eval()
     run = {n: (torch.compile(m) if compile else m) for n, m in models.items()}
     fwd = time_interleaved({n: _forward(run[n], (x,), dev, dtype) for n in run}, rounds=rounds, warmup=warmup)

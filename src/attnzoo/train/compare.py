@@ -14,7 +14,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import torch
 
-from ..layers import list_attn, list_fusion
+from ..layers import list_attn, list_conv, list_fusion
 from .checkpoint import atomic_write_json, atomic_write_text
 
 # The seed modules of the user's documents: SE, CBAM, SAGAN self-attention (in the last stage,
@@ -33,6 +33,7 @@ class Variant:
     label: str
     attn: Optional[str] = None
     fusion: Optional[str] = None
+    conv: Optional[str] = None
     attn_stages: Optional[tuple[int, ...]] = None
     fusion_stages: Optional[tuple[int, ...]] = None
 
@@ -42,6 +43,8 @@ class Variant:
             args += ["--attn", self.attn]
         if self.fusion:
             args += ["--fusion", self.fusion]
+        if self.conv:
+            args += ["--conv", self.conv]
         if self.attn_stages:
             args += ["--attn-stages", *map(str, self.attn_stages)]
         if self.fusion_stages:
@@ -56,13 +59,15 @@ def parse_variant(text: str) -> Variant:
     fields: dict[str, Any] = {}
     for part in text.split("+"):
         name, _, stages = part.partition("@")
-        kind = "attn" if name in list_attn() else "fusion" if name in list_fusion() else None
+        kind = "attn" if name in list_attn() else "fusion" if name in list_fusion() else "conv" if name in list_conv() else None
         if kind is None:
             raise ValueError(
                 f"unknown variant part {name!r} in {text!r}; use 'plain', an attention module "
-                f"({', '.join(list_attn())}) or a fusion module ({', '.join(list_fusion())}), "
-                "optionally with @stages (e.g. self_attn@3) and joined with '+'"
+                f"({', '.join(list_attn())}), a fusion module ({', '.join(list_fusion())}) or a conv "
+                f"replacement ({', '.join(list_conv())}), optionally with @stages (e.g. self_attn@3) and joined with '+'"
             )
+        if kind == "conv" and stages:
+            raise ValueError(f"{name} replaces the 3×3 conv of every bottleneck; it takes no @stages")
         if kind in fields:
             raise ValueError(f"variant {text!r} names two {kind} modules")
         fields[kind] = name

@@ -14,8 +14,10 @@ class TrainConfig:
     model: str = "cifar_resnet8"
     attn: Optional[str] = None
     fusion: Optional[str] = None
+    conv: Optional[str] = None  # 3×3-conv replacement: sk, splat (bottleneck models)
     attn_options: dict[str, Any] = field(default_factory=dict)
     fusion_options: dict[str, Any] = field(default_factory=dict)
+    conv_options: dict[str, Any] = field(default_factory=dict)
     attn_stages: Optional[list[int]] = None
     fusion_stages: Optional[list[int]] = None
     model_options: dict[str, Any] = field(default_factory=dict)

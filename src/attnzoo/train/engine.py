@@ -50,6 +50,8 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         **({"fusion_options": cfg.fusion_options} if cfg.fusion_options else {}),
         **({"attn_stages": cfg.attn_stages} if cfg.attn_stages else {}),
         **({"fusion_stages": cfg.fusion_stages} if cfg.fusion_stages else {}),
+        **({"conv": cfg.conv} if cfg.conv else {}),
+        **({"conv_options": cfg.conv_options} if cfg.conv_options else {}),
         **cfg.model_options,
     )
 
@@ -390,10 +392,12 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
 
 
 def variant_name(cfg: TrainConfig) -> str:
-    """Short label of the model's attention/fusion choice: "plain", "se", "aff", "cbam+iaff"..."""
+    """Short label of the model's attention/fusion/conv choice: "plain", "se", "aff", "cbam+iaff", "sk"..."""
     parts = []
     if cfg.attn:
         parts.append(cfg.attn + (f"@{''.join(map(str, cfg.attn_stages))}" if cfg.attn_stages else ""))
     if cfg.fusion:
         parts.append(cfg.fusion + (f"@{''.join(map(str, cfg.fusion_stages))}" if cfg.fusion_stages else ""))
+    if cfg.conv:
+        parts.append(cfg.conv)
     return "+".join(parts) or "plain"
