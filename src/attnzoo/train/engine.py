@@ -214,7 +214,7 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
         )
     if cfg.batch_size % info.world_size:
         raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {info.world_size} ranks")
-    if info.is_main and not cfg.resume and ckpt.latest_checkpoint(out) is not None:
+    if not cfg.resume and ckpt.latest_checkpoint(out) is not None:  # every rank checks: none may hang
         raise ValueError(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
 
     train_ds = load_dataset(cfg.dataset, "train", cfg.data_root, cfg.image_size, cfg.train_size, cfg.data_seed, progress=info.is_main)
@@ -299,7 +299,7 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
                 bar.update(step)
             stats = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
             data_time, epoch_start = 0.0, time.perf_counter()
-            first_step = step
+            first_step, lr = step, optimizer.param_groups[0]["lr"]
             while step < steps_per_epoch:
                 t0 = time.perf_counter()
                 x, y = train_batches(order[step * per_rank_batch : (step + 1) * per_rank_batch], step_generator(cfg.seed, epoch, step))
