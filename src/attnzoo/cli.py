@@ -295,7 +295,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .bench import run as bench
+    from .layers import fused
 
+    if args.fused and not fused.enable():
+        raise ValueError(f"--fused: the kernels could not be built ({fused._state['error']})")
     common = dict(dtype=args.dtype, threads=args.threads, rounds=args.rounds, warmup=args.warmup, backward=args.backward,
                   compile=args.compile, channels_last=args.channels_last, device=args.device)
     if args.target == "modules":
@@ -303,7 +306,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         result = bench.bench_models(args.model, args.names or bench.DEFAULT_MODEL_VARIANTS, batch=args.batch, size=args.size, **common)
     bench.print_table(result)
-    stem = args.stem or f"{args.target}-{args.device.replace(':', '')}-{args.dtype}{'-compiled' if args.compile else ''}"
+    stem = args.stem or f"{args.target}-{args.device.replace(':', '')}-{args.dtype}{'-compiled' if args.compile else ''}{'-fused' if args.fused else ''}"
     for path in bench.write(result, Path(args.out), stem):
         print(f"wrote {path}")
     return 0
@@ -395,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backward", action=argparse.BooleanOptionalAction, default=None,
                    help="also time forward+backward in train mode (default: on for modules, off for models)")
     p.add_argument("--compile", action="store_true", help="torch.compile every candidate (default backend, inductor)")
+    p.add_argument("--fused", action="store_true", help="use attnzoo's fused C++ CPU kernels where a module has them")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="runs/bench", help="folder for JSON, markdown and PNG (default runs/bench)")

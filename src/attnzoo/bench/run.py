@@ -42,7 +42,10 @@ MEMORY_FLOOR = {
 
 
 def machine_info(threads: int) -> dict[str, Any]:
+    from ..layers import fused
+
     info = {
+        "fused_kernels": fused.is_enabled(),
         "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -268,7 +271,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     ref = "copy of the input" if result["kind"] == "modules" else f"plain {s['model']}"
     lines = [
         f"Input {'×'.join(map(str, s['input_shape']))}, {s['dtype']}, {s['device']}, {m['threads']} thread(s), "
-        f"compile={s['compile']}, channels_last={s['channels_last']}; medians (min–max) of {s['rounds']} interleaved rounds. "
+        f"compile={s['compile']}, fused kernels={m.get('fused_kernels', False)}, channels_last={s['channels_last']}; medians (min–max) of {s['rounds']} interleaved rounds. "
         f"Ratios are to the {ref} in the same run. Machine: {m.get('cpu_model') or m['processor']}{', ' + m['gpu'] if 'gpu' in m else ''}; torch {m['torch']}.",
         "",
     ]

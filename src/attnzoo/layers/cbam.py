@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._base import AttentionModule, hidden_width, pointwise
+from .fused import kernels_for
 from .registry import register_attn
 
 
@@ -40,16 +41,18 @@ class CBAMChannel(AttentionModule):
         )
         self.gate = nn.Sigmoid()
 
+    def weights(self, avg: torch.Tensor, mx: torch.Tensor) -> torch.Tensor:
+        """``Mc`` (N, C) from the global average and max descriptors (N, C)."""
+        n = avg.shape[0]
+        # One MLP call on the stacked descriptors instead of two; its 1×1 convs run as matrix
+        # products on (2N, C), as in SqueezeExcite.
+        fc1, act, fc2 = self.mlp
+        logits = pointwise(fc2, act(pointwise(fc1, torch.cat([avg, mx], dim=0))))
+        return self.gate(logits[:n] + logits[n:])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        n = x.shape[0]
-        # One MLP call on the stacked (avg, max) descriptors instead of two; its 1×1 convs run
-        # as matrix products on (2N, C), as in SqueezeExcite.
-        pooled = torch.cat([x.mean((2, 3)), x.amax((2, 3))], dim=0)
-        fc1, act, fc2 = self.mlp
-        logits = pointwise(fc2, act(pointwise(fc1, pooled)))
-        weights = self.gate(logits[:n] + logits[n:])
-        return x * weights[:, :, None, None]
+        return x * self.weights(x.mean((2, 3)), x.amax((2, 3)))[:, :, None, None]
 
 
 @register_attn("cbam_spatial")
@@ -84,13 +87,14 @@ class CBAMSpatial(AttentionModule):
             nn.init.zeros_(self.norm.weight)
         self.gate = nn.Sigmoid()
 
+    def weights(self, mean_map: torch.Tensor, max_map: torch.Tensor) -> torch.Tensor:
+        """``Ms`` (N, 1, H, W) from the channel-wise mean and max maps (N, 1, H, W)."""
+        maps = [max_map, mean_map] if self.variant == "official" else [mean_map, max_map]
+        return self.gate(self.norm(self.conv(torch.cat(maps, dim=1))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        mean_map = x.mean(1, keepdim=True)
-        max_map = x.amax(1, keepdim=True)
-        maps = [max_map, mean_map] if self.variant == "official" else [mean_map, max_map]
-        weights = self.gate(self.norm(self.conv(torch.cat(maps, dim=1))))
-        return x * weights
+        return x * self.weights(x.mean(1, keepdim=True), x.amax(1, keepdim=True))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, variant={self.variant!r}"
@@ -126,4 +130,13 @@ class CBAM(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        kernels = kernels_for(x, self.channel.gate, self.spatial.gate)
+        if kernels:
+            # Optional fused kernels (attnzoo.layers.fused): x' = x ⊙ Mc is never stored — its
+            # channel pooling reads x and scales on the fly — and y = x ⊙ Mc ⊙ Ms is one pass:
+            # 3 reads and 1 write of the tensor in all, against 7 passes in eager PyTorch.
+            n, _, h, w = x.shape
+            mc = self.channel.weights(*kernels.pool_spatial(x))
+            mean_map, max_map = (m.view(n, 1, h, w) for m in kernels.pool_channels(x, mc))
+            return kernels.scale(x, mc, self.spatial.weights(mean_map, max_map).reshape(n, h * w))
         return self.spatial(self.channel(x))

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import AttentionModule, check_channels, hidden_width
+from .fused import kernels_for
 from .registry import register_attn
 
 
@@ -31,8 +32,12 @@ class HASpatialMap(nn.Module):
         self.conv2 = ConvBlock(1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2], x.shape[3]
-        s = self.conv1(x.mean(1, keepdim=True))
+        return self.from_mean(x.mean(1, keepdim=True))
+
+    def from_mean(self, mean_map: torch.Tensor) -> torch.Tensor:
+        """The map from the channel mean (N, 1, H, W) of the input."""
+        h, w = mean_map.shape[2], mean_map.shape[3]
+        s = self.conv1(mean_map)
         # Resize to the input's own size: a fixed ×2 (as in public copies) is wrong for odd H, W.
         s = F.interpolate(s, size=(h, w), mode="bilinear", align_corners=True)
         return self.conv2(s)
@@ -48,7 +53,11 @@ class HAChannelMap(nn.Module):
         self.conv2 = ConvBlock(hidden, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.conv1(x.mean((2, 3), keepdim=True)))
+        return self.from_pool(x.mean((2, 3), keepdim=True))
+
+    def from_pool(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The map from the global average (N, C, 1, 1) of the input."""
+        return self.conv2(self.conv1(pooled))
 
 
 @register_attn("ha_soft")
@@ -81,23 +90,41 @@ class HASoftAttention(AttentionModule):
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """The soft attention ``A``, shape ``(N, C, H, W)``, values in ``[0.5, 1)``."""
         self.check_input(x)
-        s, c = self.spatial(x), self.channel(x)  # (N, 1, H, W), (N, C, 1, 1)
+        return self._weights(self.spatial(x), self.channel(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        kernels = kernels_for(x, self.gate)
+        if kernels and not self.mix[1].training:
+            # Pools in one pass each, then y = x ⊙ σ(ReLU(s ⊗ u + v)) in one pass: A is never stored.
+            n, c, h, w = x.shape
+            mean_map = kernels.pool_channels(x, None)[0].view(n, 1, h, w)
+            s = self.spatial.from_mean(mean_map)
+            ch = self.channel.from_pool(kernels.pool_spatial(x)[0].view(n, c, 1, 1))
+            u, v = self._folded(ch)
+            return kernels.rank1_sigmoid_scale(x, s.reshape(n, h * w).contiguous(), u.contiguous(), v.contiguous())
+        return x * self.weights(x)
+
+    def _folded(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval mode: ``BN(conv(s ⊗ c)) = s ⊗ u + v`` with u (N, C) and v (C)."""
+        conv, norm, _ = self.mix
+        wc = F.linear(c.flatten(1), conv.weight.flatten(1))
+        b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        return wc * scale, b * scale + norm.bias - norm.running_mean * scale
+
+    def _weights(self, s: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         conv, norm, act = self.mix
         # The 1×1 conv acts on the rank-1 map s ⊗ c, so conv(s ⊗ c) = s ⊗ (W c) + b: a C×C
         # matrix-vector product per image instead of a C×C×H×W convolution (exact).
-        wc = F.linear(c.flatten(1), conv.weight.flatten(1))[:, :, None, None]  # W c: (N, C, 1, 1)
-        b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
-        if not norm.training and norm.running_var is not None:
-            # Eval: fold the BN's affine map into the rank-1 form: one fused multiply-add pass.
-            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-            shift = norm.bias - norm.running_mean * scale
-            z = torch.addcmul((b * scale + shift)[:, None, None], s, wc * scale[:, None, None])
+        if not norm.training:  # fold the BN's affine map in too: one fused multiply-add pass
+            u, v = self._folded(c)
+            z = torch.addcmul(v[:, None, None], s, u[:, :, None, None])
         else:
+            wc = F.linear(c.flatten(1), conv.weight.flatten(1))[:, :, None, None]  # W c: (N, C, 1, 1)
+            b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
             z = norm(torch.addcmul(b[:, None, None], s, wc))
         return self.gate(act(z))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weights(x)
 
 
 @register_attn("ha_spatial")

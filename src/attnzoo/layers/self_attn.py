@@ -7,21 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import AttentionModule, hidden_width
+from .fused import hooked
 from .registry import register_attn
 
 # Default cap on query positions × key positions per image: 2**24 fp32 logits = 64 MiB
 # per sample before softmax. Raise it explicitly if you mean to pay for more.
 DEFAULT_MAX_ATTN_ELEMENTS = 1 << 24
-
-
-def _hooked(module: nn.Module) -> bool:
-    """Whether a forward hook would observe ``module`` (its own or a global one)."""
-    from torch.nn.modules import module as module_mod
-
-    return bool(
-        module._forward_hooks or module._forward_pre_hooks
-        or module_mod._global_forward_hooks or module_mod._global_forward_pre_hooks
-    )
 
 
 def _attend(gate: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -36,7 +27,7 @@ def _attend(gate: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torc
     dtype = torch.promote_types(query.dtype, torch.float32)  # fp16/bf16 -> fp32, fp64 stays
     with torch.autocast(device_type=query.device.type, enabled=False):
         q, k, v = (t.to(dtype).transpose(1, 2) for t in (query, key, value))  # (N, L, ·)
-        if _hooked(gate):
+        if hooked(gate):
             attn = gate(torch.bmm(q, k.transpose(1, 2)))  # (N, Lq, Lk)
             out = torch.bmm(attn, v)
         else:

@@ -1,0 +1,121 @@
+// Fused CPU kernels for the gates of SE/CBAM/HA-CNN soft attention (inference only, fp32, NCHW).
+// Each reads the big tensor once per pass and keeps partial results in registers or L1, so a
+// module needs the passes over memory its equation needs and no more. See attnzoo/layers/fused.py.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace {
+constexpr int64_t kLanes = 8;
+constexpr int64_t kChunk = 1024;  // positions per work item of the channel pooling (2 x 4 KiB accumulators)
+}
+
+// Mean and max over H*W of every (n, c) plane: x (N, C, P) -> avg (N, C), max (N, C).
+std::vector<torch::Tensor> pool_spatial(const torch::Tensor& x) {
+  const int64_t planes = x.size(0) * x.size(1), P = x.numel() / planes;
+  auto avg = torch::empty({x.size(0), x.size(1)}, x.options());
+  auto mx = torch::empty_like(avg);
+  const float* xp = x.data_ptr<float>();
+  float* ap = avg.data_ptr<float>();
+  float* mp = mx.data_ptr<float>();
+  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float* r = xp + i * P;
+      float s[kLanes] = {0}, m[kLanes];
+      for (int64_t l = 0; l < kLanes; ++l) m[l] = -std::numeric_limits<float>::infinity();
+      int64_t p = 0;
+      for (; p + kLanes <= P; p += kLanes)
+        for (int64_t l = 0; l < kLanes; ++l) { float v = r[p + l]; s[l] += v; m[l] = v > m[l] ? v : m[l]; }
+      float total = 0.f, best = -std::numeric_limits<float>::infinity();
+      for (; p < P; ++p) { total += r[p]; best = r[p] > best ? r[p] : best; }
+      for (int64_t l = 0; l < kLanes; ++l) { total += s[l]; best = m[l] > best ? m[l] : best; }
+      ap[i] = total / static_cast<float>(P);
+      mp[i] = best;
+    }
+  });
+  return {avg, mx};
+}
+
+// Mean and max over channels of x * w[n, c] (w may be undefined = 1): x (N, C, P) -> (N, P) each.
+std::vector<torch::Tensor> pool_channels(const torch::Tensor& x, const c10::optional<torch::Tensor>& w) {
+  const int64_t N = x.size(0), C = x.size(1), P = x.numel() / (N * C);
+  auto avg = torch::empty({N, P}, x.options());
+  auto mx = torch::empty_like(avg);
+  const float* xp = x.data_ptr<float>();
+  const float* wp = w.has_value() ? w->data_ptr<float>() : nullptr;
+  float* ap = avg.data_ptr<float>();
+  float* mp = mx.data_ptr<float>();
+  const int64_t chunks = (P + kChunk - 1) / kChunk;
+  at::parallel_for(0, N * chunks, 1, [&](int64_t begin, int64_t end) {
+    float s[kChunk], m[kChunk];
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t n = item / chunks, p0 = (item % chunks) * kChunk, len = std::min(kChunk, P - p0);
+      for (int64_t j = 0; j < len; ++j) { s[j] = 0.f; m[j] = -std::numeric_limits<float>::infinity(); }
+      for (int64_t c = 0; c < C; ++c) {
+        const float wc = wp ? wp[n * C + c] : 1.f;
+        const float* r = xp + (n * C + c) * P + p0;
+        for (int64_t j = 0; j < len; ++j) { float v = r[j] * wc; s[j] += v; m[j] = v > m[j] ? v : m[j]; }
+      }
+      for (int64_t j = 0; j < len; ++j) { ap[n * P + p0 + j] = s[j] / static_cast<float>(C); mp[n * P + p0 + j] = m[j]; }
+    }
+  });
+  return {avg, mx};
+}
+
+// y = x * a[n, c] * b[n, p]; either factor may be undefined (= 1).
+torch::Tensor scale(const torch::Tensor& x, const c10::optional<torch::Tensor>& a, const c10::optional<torch::Tensor>& b) {
+  const int64_t N = x.size(0), C = x.size(1), P = x.numel() / (N * C);
+  auto y = torch::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  const float* apt = a.has_value() ? a->data_ptr<float>() : nullptr;
+  const float* bpt = b.has_value() ? b->data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float ac = apt ? apt[i] : 1.f;
+      const float* r = xp + i * P;
+      float* o = yp + i * P;
+      if (bpt) {
+        const float* bn = bpt + (i / C) * P;
+        for (int64_t p = 0; p < P; ++p) o[p] = r[p] * ac * bn[p];
+      } else {
+        for (int64_t p = 0; p < P; ++p) o[p] = r[p] * ac;
+      }
+    }
+  });
+  return y;
+}
+
+// HA-CNN soft attention applied: y = x * sigmoid(max(s[n, p] * u[n, c] + v[c], 0)).
+torch::Tensor rank1_sigmoid_scale(const torch::Tensor& x, const torch::Tensor& s, const torch::Tensor& u, const torch::Tensor& v) {
+  const int64_t N = x.size(0), C = x.size(1), P = x.numel() / (N * C);
+  auto y = torch::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  const float* sp = s.data_ptr<float>();
+  const float* up = u.data_ptr<float>();
+  const float* vp = v.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float uc = up[i], vc = vp[i % C];
+      const float* r = xp + i * P;
+      const float* sn = sp + (i / C) * P;
+      float* o = yp + i * P;
+      for (int64_t p = 0; p < P; ++p) {
+        float t = sn[p] * uc + vc;
+        t = t > 0.f ? t : 0.f;
+        o[p] = r[p] / (1.f + std::exp(-t));
+      }
+    }
+  });
+  return y;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("pool_spatial", &pool_spatial);
+  m.def("pool_channels", &pool_channels);
+  m.def("scale", &scale);
+  m.def("rank1_sigmoid_scale", &rank1_sigmoid_scale);
+}

@@ -1,0 +1,77 @@
+"""The optional fused CPU kernels compute what the PyTorch path computes."""
+
+import shutil
+
+import pytest
+import torch
+
+import attnzoo
+from attnzoo.layers import fused
+from tests.conftest import randomize_
+
+pytestmark = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler to build the kernels")
+
+FUSED = ["cbam", "ha_soft"]
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    assert fused.enable(), f"fused kernels failed to build: {fused._state['error']}"
+    yield
+    fused.enable(False)
+
+
+@pytest.mark.parametrize("name", FUSED)
+@pytest.mark.parametrize("shape", [(2, 16, 9, 7), (1, 32, 1, 1), (3, 64, 33, 31)])
+def test_fused_equals_pytorch_path(kernels, name, shape):
+    m = randomize_(attnzoo.create_attn(name, shape[1])).eval()
+    x = torch.randn(shape)
+    with torch.no_grad():
+        got = m(x)
+        fused.enable(False)
+        expected = m(x)
+        fused.enable(True)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_path_is_taken_only_without_autograd_and_hooks(kernels, monkeypatch):
+    m = attnzoo.create_attn("cbam", 16).eval()
+    calls = []
+    real = fused._state["module"]
+
+    class Spy:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(real, name)
+
+    monkeypatch.setitem(fused._state, "module", Spy())
+    x = torch.randn(2, 16, 5, 5)
+    m(x)  # autograd on: PyTorch path
+    assert calls == []
+    with torch.no_grad():
+        m(x)
+    assert calls == ["pool_spatial", "pool_channels", "scale"]
+    calls.clear()
+    seen = []
+    handle = m.spatial.gate.register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
+    with torch.no_grad():
+        m(x)  # a hook on a gate must see it run as a module: PyTorch path
+    handle.remove()
+    assert seen == [(2, 1, 5, 5)]
+    assert calls == []
+
+
+def test_kernels_off_by_default():
+    fused.enable(False)
+    assert not fused.is_enabled() and fused.kernels_for(torch.randn(1, 2, 3, 3)) is None
+
+
+def test_fused_cbam_official_variant(kernels):
+    m = randomize_(attnzoo.create_attn("cbam", 32, variant="official")).eval()
+    x = torch.randn(2, 32, 6, 5)
+    with torch.no_grad():
+        got = m(x)
+        fused.enable(False)
+        expected = m(x)
+        fused.enable(True)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
