@@ -52,6 +52,9 @@ class CBAMChannel(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        kernels = kernels_for(x, self.gate)
+        if kernels:  # optional fused kernels: one pass pools both, one pass scales
+            return kernels.scale(x, self.weights(*kernels.pool_spatial(x)), None)
         return x * self.weights(x.mean((2, 3)), x.amax((2, 3)))[:, :, None, None]
 
 
@@ -94,6 +97,11 @@ class CBAMSpatial(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        kernels = kernels_for(x, self.gate)
+        if kernels:  # optional fused kernels: one pass pools both maps, one pass scales
+            n, _, h, w = x.shape
+            mean_map, max_map = (m.view(n, 1, h, w) for m in kernels.pool_channels(x, None))
+            return kernels.scale(x, None, self.weights(mean_map, max_map).reshape(n, h * w))
         return x * self.weights(x.mean(1, keepdim=True), x.amax(1, keepdim=True))
 
     def extra_repr(self) -> str:

@@ -1,9 +1,9 @@
-"""Optional fused CPU kernels for the two gates that eager PyTorch runs in many passes: CBAM and HA soft attention.
+"""Optional fused CPU kernels for CBAM (and its halves) and HA soft attention.
 
 In eager PyTorch every pooling and every elementwise step is its own pass over the feature map;
 these C++ kernels (``fused_kernels.cpp``, parallelised with ATen's thread pool) do a module's work
-in the passes its equation needs: pool once, scale once. (Single-pool gates such as SE or CBAM's
-halves gained nothing measurable from them, so they stay on PyTorch ops.) They are off by default — the library is
+in the passes its equation needs: pool once, scale once. (SE, whose PyTorch mean and multiply are
+already one pass each, gained nothing measurable, so it stays on PyTorch ops.) They are off by default — the library is
 pure PyTorch — and are built on first use with ``torch.utils.cpp_extension`` (needs a C++ compiler
 and ``ninja``; about a minute, then cached)::
 
@@ -39,7 +39,7 @@ def _build() -> Optional[ModuleType]:
                 sources=[str(Path(__file__).with_name("fused_kernels.cpp"))],
                 # ATen's parallel_for is OpenMP in torch's CPU builds: without -fopenmp it runs serially.
                 extra_cflags=["-O3", "-ffast-math", "-march=native", "-fopenmp"],
-                extra_ldflags=["-fopenmp"],
+                extra_ldflags=["-fopenmp"],  # (glibc's libmvec gives vectorised expf under -ffast-math)
                 verbose=False,
             )
         except Exception as e:  # no compiler, no ninja, build error: stay on the PyTorch path
