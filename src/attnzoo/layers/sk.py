@@ -15,11 +15,11 @@ from .registry import register_conv
 
 
 class _ConvReplacement(AttentionModule):
-    """Shared checks: input channels as every module; output may differ (out_channels, stride)."""
+    """Input channels checked as for every module; the output may differ (out_channels, stride)."""
 
     includes_norm = True  # the block drops its own BN + ReLU after the 3×3 conv
 
-    def __init__(self, channels: int, out_channels: int | None, stride: int, groups: int) -> None:
+    def __init__(self, channels: int, out_channels: int | None, stride: int) -> None:
         super().__init__(channels)
         self.out_channels = out_channels or channels
         if stride < 1:
@@ -49,7 +49,7 @@ class SelectiveKernelConv(_ConvReplacement):
 
     def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1, paths: int = 2,
                  groups: int = 32, reduction: float = 16, min_hidden: int = 32) -> None:
-        super().__init__(channels, out_channels, stride, groups)
+        super().__init__(channels, out_channels, stride)
         out = self.out_channels
         g = _divisible_groups(channels, out, groups)
         self.paths = nn.ModuleList(
@@ -89,7 +89,7 @@ class SplitAttentionConv(_ConvReplacement):
 
     def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1, radix: int = 2,
                  reduction: float = 4, min_hidden: int = 32, avd: bool = True) -> None:
-        super().__init__(channels, out_channels, stride, 1)
+        super().__init__(channels, out_channels, stride)
         out = self.out_channels
         self.radix = radix
         self.avd = nn.AvgPool2d(3, stride, padding=1) if avd and stride > 1 else None
