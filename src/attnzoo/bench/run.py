@@ -104,6 +104,13 @@ def _forward_backward(model, inputs, device, dtype) -> Callable[[], object]:
     return run
 
 
+def _prepare(threads: Optional[int], device: str, channels_last: bool) -> tuple[torch.device, torch.memory_format]:
+    """Thread count set, (device, memory format) of the inputs."""
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.device(device), (torch.channels_last if channels_last else torch.contiguous_format)
+
+
 class _Copy(torch.nn.Module):
     """The reference: one copy of the input."""
 
@@ -126,11 +133,8 @@ def bench_modules(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Benchmark attention/fusion modules at input ``batch×channels×size×size`` (eval mode)."""
-    if threads:
-        torch.set_num_threads(threads)
-    dev = torch.device(device)
+    dev, fmt = _prepare(threads, device, channels_last)
     names = list(names or list_attn() + list_fusion() + list_conv())
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(batch, channels, size, size, device=dev).contiguous(memory_format=fmt)
     y = torch.randn_like(x)
     modules: dict[str, torch.nn.Module] = {"copy": _Copy()}
@@ -208,10 +212,7 @@ def bench_models(
     """Benchmark ``model`` with each attention/fusion variant against the plain model."""
     from ..train.compare import parse_variant
 
-    if threads:
-        torch.set_num_threads(threads)
-    dev = torch.device(device)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    dev, fmt = _prepare(threads, device, channels_last)
     x = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=fmt)
     models = {}
     for label in variants:

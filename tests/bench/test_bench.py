@@ -1,0 +1,57 @@
+"""The bench command runs and reports; it makes no claim about speed here (no timing assertions)."""
+
+import json
+
+import torch
+
+from attnzoo.bench.memory import saved_activation_bytes
+from attnzoo.bench.timing import time_interleaved, time_paired
+from attnzoo.cli import main
+
+
+def test_timing_records_every_candidate_with_consistent_statistics():
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def run():
+            calls[name] += 1
+        return run
+
+    result = time_interleaved({"a": make("a"), "b": make("b")}, rounds=5, warmup=2)
+    assert calls == {"a": 7, "b": 7}
+    assert all(r["min"] <= r["median"] <= r["max"] and r["rounds"] == 5 for r in result.values())
+    paired = time_paired(make("a"), {"b": make("b")}, rounds=4, warmup=1)
+    assert paired["b"]["ratio"] == paired["b"]["median"] / paired["b"]["reference_median"]
+    assert paired["__reference__"]["rounds"] == 4
+
+
+def test_saved_activation_bytes_counts_distinct_storages():
+    x = torch.randn(100, requires_grad=True)
+    y = torch.randn(100, requires_grad=True)
+    assert saved_activation_bytes(lambda: x * y) == 2 * 100 * 4  # mul saves both inputs
+    assert saved_activation_bytes(lambda: x * x) == 100 * 4  # the same storage once
+
+
+def test_bench_modules_writes_table_json_markdown_and_plot(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(["bench", "modules", "se", "cbam", "aff", "sk", "--channels", "16", "--size", "8", "--batch", "2",
+                 "--rounds", "2", "--warmup", "1", "--threads", "1", "--out", str(out)]) == 0
+    assert "| cbam |" in capsys.readouterr().out
+    result = json.loads((out / "modules-cpu-fp32.json").read_text())
+    rows = {r["name"]: r for r in result["rows"]}
+    assert set(rows) == {"copy", "se", "cbam", "aff", "sk"}
+    assert rows["copy"]["forward_ratio"] == 1.0 and rows["se"]["params"] == 16 * 8 * 2 + 8 + 16
+    assert all(r["forward_ratio"] > 0 and r["train_ratio"] > 0 for r in rows.values())
+    assert rows["cbam"]["saved_for_backward_mb"] > 0 and result["machine"]["threads"] == 1
+    assert (out / "modules-cpu-fp32.md").read_text().count("\n|") >= 6
+    assert (out / "modules-cpu-fp32.png").stat().st_size > 5_000
+
+
+def test_bench_models_ratios_to_plain(tmp_path):
+    out = tmp_path / "m"
+    assert main(["bench", "models", "plain", "se", "bam", "--model", "cifar_resnet8", "--size", "16", "--batch", "2",
+                 "--rounds", "2", "--warmup", "1", "--threads", "1", "--out", str(out)]) == 0
+    result = json.loads((out / "models-cpu-fp32.json").read_text())
+    rows = {r["name"]: r for r in result["rows"]}
+    assert rows["plain"]["forward_ratio"] == 1.0 and rows["se"]["params"] > rows["plain"]["params"]
+    assert result["setup"]["reference"] == "plain"
