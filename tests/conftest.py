@@ -6,11 +6,7 @@ import attnzoo
 
 def build(name: str, channels: int, **options) -> torch.nn.Module:
     """An attention or fusion module by registered name."""
-    if name in attnzoo.list_fusion():
-        return attnzoo.create_fusion(name, channels, **options)
-    if name in attnzoo.list_conv():
-        return attnzoo.create_conv(name, channels, **options)
-    return attnzoo.create_attn(name, channels, **options)
+    return attnzoo.layers.create_module(name, channels, **options)
 
 
 def inputs_for(name: str, shape, dtype=torch.float32, generator=None) -> tuple[torch.Tensor, ...]:

@@ -9,31 +9,13 @@ from typing import Optional, Sequence
 
 import torch
 
-from .layers import (
-    create_attn,
-    create_conv,
-    create_fusion,
-    get_attn_class,
-    get_conv_class,
-    get_fusion_class,
-    list_attn,
-    list_conv,
-    list_fusion,
-)
-from .models import create_model, list_models
+from .layers import create_module, get_module_class, list_attn, list_conv, list_fusion
+from .models import create_model, default_input_size, list_models
 from .utils import count_macs, count_params
 
 
-def _model_input_shape(name: str) -> tuple[int, int, int, int]:
-    if name == "hacnn":
-        return (1, 3, 160, 64)
-    if name.startswith("cifar_"):
-        return (1, 3, 32, 32)
-    return (1, 3, 224, 224)
-
-
 def _summary_line(doc: Optional[str]) -> str:
-    return (doc or "").strip().splitlines()[0] if doc else ""
+    return doc.strip().splitlines()[0] if doc else ""
 
 
 def inventory(channels: int, size: int, batch: int, models: bool = True) -> dict:
@@ -42,28 +24,17 @@ def inventory(channels: int, size: int, batch: int, models: bool = True) -> dict
     result: dict = {"input_shape": list(shape), "attention": [], "conv": [], "fusion": [], "models": []}
     torch.manual_seed(0)
     x = torch.randn(shape)
-    for name in list_attn():
-        m = create_attn(name, channels)
-        result["attention"].append(
-            {"name": name, "class": type(m).__name__, "params": count_params(m), "macs": count_macs(m, x),
-             "summary": _summary_line(get_attn_class(name).__doc__)}
-        )
-    for name in list_conv():
-        m = create_conv(name, channels)
-        result["conv"].append(
-            {"name": name, "class": type(m).__name__, "params": count_params(m), "macs": count_macs(m, x),
-             "summary": _summary_line(get_conv_class(name).__doc__)}
-        )
-    for name in list_fusion():
-        m = create_fusion(name, channels)
-        result["fusion"].append(
-            {"name": name, "class": type(m).__name__, "params": count_params(m), "macs": count_macs(m, (x, x)),
-             "summary": _summary_line(get_fusion_class(name).__doc__)}
-        )
+    for section, names, inputs in (("attention", list_attn(), x), ("conv", list_conv(), x), ("fusion", list_fusion(), (x, x))):
+        for name in names:
+            m = create_module(name, channels)
+            result[section].append(
+                {"name": name, "class": type(m).__name__, "params": count_params(m), "macs": count_macs(m, inputs),
+                 "summary": _summary_line(get_module_class(name).__doc__)}
+            )
     if models:
         for name in list_models():
             m = create_model(name)
-            in_shape = _model_input_shape(name)
+            in_shape = (1, 3, *default_input_size(name))
             result["models"].append(
                 {"name": name, "params": count_params(m), "input_shape": list(in_shape), "macs": count_macs(m, in_shape)}
             )
@@ -86,23 +57,20 @@ def cmd_list(args: argparse.Namespace) -> int:
         print()
         return 0
     shape = "x".join(map(str, info["input_shape"]))
-    print(f"Attention modules at input {shape} (MACs: convs and matmuls, pooling/elementwise not counted)\n")
-    _print_table(
-        ["name", "class", "params", "MACs", "what it does"],
-        [[r["name"], r["class"], f"{r['params']:,}", f"{r['macs']:,}", r["summary"]] for r in info["attention"]],
-    )
-    print(f"\n3×3-conv replacements (attention inside the convolution; models take them as conv=NAME) at input {shape}\n")
-    _print_table(
-        ["name", "class", "params", "MACs", "what it does"],
-        [[r["name"], r["class"], f"{r['params']:,}", f"{r['macs']:,}", r["summary"]] for r in info["conv"]],
-    )
-    print(f"\nFusion modules z = m(x, y) at input {shape}\n")
-    _print_table(
-        ["name", "class", "params", "MACs", "what it does"],
-        [[r["name"], r["class"], f"{r['params']:,}", f"{r['macs']:,}", r["summary"]] for r in info["fusion"]],
-    )
+    titles = {
+        "attention": f"Attention modules at input {shape} (MACs: convs and matmuls, pooling/elementwise not counted)",
+        "conv": f"3×3-conv replacements (attention inside the convolution; models take them as conv=NAME) at input {shape}",
+        "fusion": f"Fusion modules z = m(x, y) at input {shape}",
+    }
+    for section, title in titles.items():
+        print(f"{title}\n")
+        _print_table(
+            ["name", "class", "params", "MACs", "what it does"],
+            [[r["name"], r["class"], f"{r['params']:,}", f"{r['macs']:,}", r["summary"]] for r in info[section]],
+        )
+        print()
     if info["models"]:
-        print("\nModels (1000 classes, plain: attn=None, fusion=None)\n")
+        print("Models (1000 classes, plain: attn=None, fusion=None)\n")
         _print_table(
             ["name", "params", "input", "GMACs"],
             [[r["name"], f"{r['params']:,}", "x".join(map(str, r["input_shape"])), f"{r['macs'] / 1e9:.3f}"] for r in info["models"]],

@@ -149,3 +149,10 @@ def test_shape_fuzz(name, channels, height, width, batch):
         out = m(*inputs_for(name, (batch, channels, height, width)))
     assert out.shape == (batch, channels, height, width)
     assert torch.isfinite(out).all()
+
+
+def test_create_module_finds_every_registry():
+    assert isinstance(attnzoo.layers.create_module("aff", 8), attnzoo.layers.AFF)
+    assert attnzoo.layers.module_kind("sk") == "conv" and attnzoo.layers.module_kind("eca") == "attention"
+    with pytest.raises(ValueError, match=r"unknown module 'nope'; valid names: .*add.*sk"):
+        attnzoo.layers.create_module("nope", 8)

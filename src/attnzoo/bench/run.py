@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from ..layers import create_attn, create_conv, create_fusion, list_attn, list_conv, list_fusion
+from ..layers import create_module, list_attn, list_conv, list_fusion, module_kind
 from ..models import create_model
 from ..utils import count_macs, count_params
 from .memory import cuda_peak_bytes, saved_activation_bytes
@@ -139,14 +139,8 @@ def bench_modules(
     y = torch.randn_like(x)
     modules: dict[str, torch.nn.Module] = {"copy": _Copy()}
     for name in names:
-        if name in list_fusion():
-            m = create_fusion(name, channels)
-        elif name in list_conv():
-            m = create_conv(name, channels)
-        else:
-            m = create_attn(name, channels)
-        modules[name] = m.to(dev).eval()
-    inputs = {name: (x, y) if name in list_fusion() else (x,) for name in modules}
+        modules[name] = create_module(name, channels).to(dev).eval()
+    inputs = {name: (x, y) if name != "copy" and module_kind(name) == "fusion" else (x,) for name in modules}
     run = {name: (torch.compile(m) if compile and name != "copy" else m) for name, m in modules.items()}
     # Each module is timed right after its own copy of the input, every round: see time_paired.
     others = [n for n in run if n != "copy"]

@@ -91,3 +91,24 @@ def create_attn(name: str, channels: int, **options) -> nn.Module:
 def create_fusion(name: str, channels: int, **options) -> nn.Module:
     """Build fusion module ``name`` for ``channels`` channels: ``z = m(x, y)``."""
     return get_fusion_class(name)(channels, **options)
+
+
+KINDS = ("attention", "fusion", "conv")
+
+
+def module_kind(name: str) -> str:
+    """Which registry holds ``name``: ``"attention"``, ``"fusion"`` or ``"conv"``."""
+    for kind, table in zip(KINDS, (_ATTN, _FUSION, _CONV)):
+        if name in table:
+            return kind
+    raise ValueError(f"unknown module {name!r}; valid names: {', '.join(sorted({**_ATTN, **_FUSION, **_CONV}))}")
+
+
+def get_module_class(name: str) -> type[nn.Module]:
+    """The class of a registered attention, fusion or conv module."""
+    return {"attention": _ATTN, "fusion": _FUSION, "conv": _CONV}[module_kind(name)][name]
+
+
+def create_module(name: str, channels: int, **options) -> nn.Module:
+    """Build any registered module by name, whichever registry holds it."""
+    return get_module_class(name)(channels, **options)

@@ -35,3 +35,12 @@ def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, **o
     except (KeyError, TypeError):
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(_MODELS))}") from None
     return factory(attn=attn, fusion=fusion, num_classes=num_classes, **options)
+
+
+def default_input_size(name: str) -> tuple[int, int]:
+    """The (H, W) a model is built for: 160×64 person crops (HA-CNN), 32×32 (CIFAR), else 224×224."""
+    if name == "hacnn":
+        return (160, 64)
+    if name.startswith("cifar_"):
+        return (32, 32)
+    return (224, 224)

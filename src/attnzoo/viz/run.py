@@ -74,13 +74,12 @@ def prepare_model(checkpoint: Optional[str], model_name: Optional[str], attn: Op
         model, cfg, meta = load_trained_model(checkpoint, "cpu")
         shape = json.loads(meta["input_shape"])
         return model, (shape[1], shape[2]), json.loads(meta["mean"]), json.loads(meta["std"]), f"{checkpoint} (trained, epoch {meta.get('epoch')})"
-    from ..models import create_model
+    from ..models import create_model, default_input_size
 
     name = model_name or "resnet50"
     torch.manual_seed(0)
     model = create_model(name, attn=attn if name != "hacnn" else None, fusion=fusion if name != "hacnn" else None).eval()
-    size = (160, 64) if name == "hacnn" else (32, 32) if name.startswith("cifar_") else (224, 224)
-    return model, size, IMAGENET_MEAN, IMAGENET_STD, f"{name} attn={attn} fusion={fusion} (untrained: random weights)"
+    return model, default_input_size(name), IMAGENET_MEAN, IMAGENET_STD, f"{name} attn={attn} fusion={fusion} (untrained: random weights)"
 
 
 def gradcam_layer(model) -> Optional[str]:
