@@ -66,3 +66,25 @@ def test_kernels_off_by_default():
     fused.enable(False)
     assert not fused.is_enabled() and fused.kernels_for(torch.randn(1, 2, 3, 3)) is None
 
+
+
+def test_means_kernel_matches_torch_means(kernels):
+    # 5000 positions span two 4096-position chunks: the per-chunk sums over positions must add up.
+    x = torch.randn(3, 6, 50, 100)
+    over_c, over_p = fused._state["module"].means(x)
+    torch.testing.assert_close(over_c, x.mean(1).flatten(1))
+    torch.testing.assert_close(over_p, x.mean((2, 3)))
+
+
+def test_rank1_sigmoid_scale_is_exact_over_the_whole_range(kernels):
+    # Its inline exp must agree with float64 from t = 0 (gate 1/2), through the range where e^-t
+    # underflows and the clamp at t = 87.3 takes over (gate 1), with negative t clipped by the ReLU.
+    n, c, h, w = 2, 5, 3, 400
+    s = torch.linspace(-200, 200, h * w).repeat(n, 1)
+    u = torch.tensor([[1.0, 0.5, 0.01, -1.0, 3.0]]).repeat(n, 1)
+    v = torch.tensor([0.0, 1.0, -0.5, 2.0, 0.0])
+    x = torch.randn(n, c, h, w)
+    got = fused._state["module"].rank1_sigmoid_scale(x, s, u, v)
+    t = (s.double()[:, None, :] * u.double()[:, :, None] + v.double()[None, :, None]).clamp_min(0)
+    expected = x.double() * torch.sigmoid(t).view(n, c, h, w)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=1e-7)

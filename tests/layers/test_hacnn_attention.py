@@ -1,8 +1,27 @@
 import torch
 import torch.nn.functional as F
 
+import pytest
+
 from attnzoo.layers import HAChannelAttention, HardRegionAttention, HarmoniousAttention, HASoftAttention, HASpatialAttention, crop_regions
+from attnzoo.layers.hacnn import ConvBlock
 from tests.conftest import randomize_
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("cin, cout, kernel, stride, shape", [
+    (16, 4, 1, 1, (3, 16, 1, 1)),   # 1×1 conv on a pooled map: a matrix product
+    (1, 1, 1, 1, (3, 1, 7, 5)),     # one channel in and out: an affine map
+    (1, 1, 1, 2, (3, 1, 7, 5)),     # strided: the convolution itself
+    (4, 6, 3, 1, (3, 4, 7, 5)),
+])
+def test_conv_block_shortcuts_equal_the_convolution(train, cin, cout, kernel, stride, shape):
+    block = randomize_(ConvBlock(cin, cout, kernel, stride=stride)).train(train)
+    x = torch.randn(shape)
+    conv, norm, _ = block
+    expected = F.relu(F.batch_norm(conv(x), norm.running_mean.clone(), norm.running_var.clone(), norm.weight,
+                                   norm.bias, training=train, eps=norm.eps))
+    torch.testing.assert_close(block(x), expected)
 
 
 def test_soft_attention_lies_in_half_to_one():
