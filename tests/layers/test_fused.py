@@ -49,17 +49,83 @@ def test_fused_path_is_taken_only_without_autograd_and_hooks(kernels, monkeypatc
     x = torch.randn(2, 16, 5, 5)
     m(x)  # autograd on: PyTorch path
     assert calls == []
-    with torch.no_grad():
-        m(x)
-    assert calls == ["pool_spatial", "pool_channels", "scale"]
-    calls.clear()
     seen = []
-    handle = m.spatial.gate.register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
+    m.spatial.gate.register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
     with torch.no_grad():
-        m(x)  # a hook on the spatial gate: that half runs in PyTorch, the channel half stays fused
-    handle.remove()
+        m(x)  # the gates still run as modules on the fused path: a hook on one sees its output
+    assert calls == ["pool_spatial", "pool_channels", "conv_two_to_one", "scale"]
     assert seen == [(2, 1, 5, 5)]
-    assert sorted(calls) == ["pool_spatial", "scale"]
+    calls.clear()
+    refined = []
+    handle = m.channel.register_forward_hook(lambda _m, _i, out: refined.append(out))
+    with torch.no_grad():
+        out = m(x)  # the fused CBAM never forms x ⊙ Mc: a hook on that half makes it run the halves
+    handle.remove()
+    assert calls == ["pool_spatial", "scale", "pool_channels", "conv_two_to_one", "scale"]
+    torch.testing.assert_close(refined[0] * m.spatial.gate_factors(refined[0])[1].view(2, 1, 5, 5), out)
+
+
+@pytest.mark.parametrize("k, shape", [(7, (2, 2, 9, 11)), (7, (1, 2, 2, 3)), (3, (3, 2, 5, 4)), (1, (2, 2, 3, 3))])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_two_to_one_equals_conv2d(kernels, k, shape, bias):
+    # Kernels wider than the map (7 on 2×3) exercise the zero padding on every side.
+    conv = torch.nn.Conv2d(2, 1, k, padding=k // 2, bias=bias)
+    maps = torch.randn(shape)
+    with torch.no_grad():
+        got = fused._state["module"].conv_two_to_one(maps, conv.weight, conv.bias)
+        torch.testing.assert_close(got.view(shape[0], 1, *shape[2:]), conv(maps))
+
+
+def test_kernels_reject_unsuitable_tensors(kernels):
+    k = fused._state["module"]
+    x = torch.randn(2, 3, 4, 4)
+    with pytest.raises(RuntimeError, match="contiguous float32"):
+        k.scale(x.double(), None, None, None, False)
+    with pytest.raises(RuntimeError, match="a has 5 elements, expected 6"):
+        k.scale(x, torch.ones(5), None, None, False)
+    with pytest.raises(RuntimeError, match="contiguous float32"):
+        k.scale(x, None, None, x.transpose(2, 3), True)
+
+
+GATING = ["se", "ese", "eca", "cbam_channel", "cbam_spatial", "cbam", "ha_channel", "ha_spatial"]
+
+
+@pytest.mark.parametrize("name", GATING + [None])
+def test_gated_residual_equals_the_block_end(kernels, name):
+    x, identity = torch.randn(2, 16, 6, 5), torch.randn(2, 16, 6, 5)
+    attn = randomize_(attnzoo.create_attn(name, 16)).eval() if name else None
+    with torch.no_grad():
+        got = fused.gated_residual(x, identity, attn, torch.nn.ReLU())
+        fused.enable(False)
+        expected = torch.relu((attn(x) if attn else x) + identity)
+        assert fused.gated_residual(x, identity, attn, torch.nn.ReLU()) is None  # kernels off
+        fused.enable(True)
+    torch.testing.assert_close(got, expected)
+
+
+def test_gated_residual_declines_what_it_cannot_do(kernels):
+    x = torch.randn(2, 16, 6, 5)
+    relu = torch.nn.ReLU()
+    with torch.no_grad():
+        assert fused.gated_residual(x, x, attnzoo.create_attn("mscam", 16).eval(), relu) is None  # not a pure gate
+        assert fused.gated_residual(x, x[:, :8], None, relu) is None  # shapes differ
+        assert fused.gated_residual(x, x.transpose(2, 3).contiguous().transpose(2, 3), None, relu) is None
+        relu.register_forward_hook(lambda *_: None)
+        assert fused.gated_residual(x, x, None, relu) is None  # a hook on the ReLU must see it run
+    assert fused.gated_residual(x, x, None, torch.nn.ReLU()) is None  # autograd on
+
+
+@pytest.mark.parametrize("model, attn", [("cifar_resnet8", None), ("cifar_resnet8", "se"), ("cifar_resnet8", "cbam"),
+                                         ("resnet18", "eca"), ("resnet50", "cbam"), ("resnet50", "ha_soft")])
+def test_resnet_with_fused_kernels_equals_eager(kernels, model, attn):
+    m = attnzoo.create_model(model, attn=attn, num_classes=10).eval()  # (random weights would explode)
+    x = torch.randn(2, 3, 32, 32) if model.startswith("cifar") else torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        got = m(x)
+        fused.enable(False)
+        expected = m(x)
+        fused.enable(True)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_kernels_off_by_default():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,6 +47,15 @@ class AttentionModule(nn.Module):
                 f"{type(self).__name__}: expected input of shape (N, {self.channels}, H, W), "
                 f"got {tuple(x.shape)}"
             )
+
+    def gate_factors(self, x: torch.Tensor) -> Optional[tuple[Optional[torch.Tensor], Optional[torch.Tensor]]]:
+        """For a module that only gates its input: ``(a, b)`` with
+        ``self(x) == x ⊙ a.view(N, C, 1, 1) ⊙ b.view(N, 1, H, W)``, a channel gate ``a`` (N, C) and a
+        spatial gate ``b`` (N, H·W), either of them None (= 1). None (the default) for every other
+        module. With the fused kernels a residual block applies the factors, adds the identity and
+        takes the ReLU in one pass (:func:`attnzoo.layers.fused.gated_residual`).
+        """
+        return None
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}"

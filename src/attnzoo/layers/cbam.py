@@ -50,12 +50,14 @@ class CBAMChannel(AttentionModule):
         logits = pointwise(fc2, act(pointwise(fc1, torch.cat([avg, mx], dim=0))))
         return self.gate(logits[:n] + logits[n:])
 
+    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        kernels = kernels_for(x)
+        pools = kernels.pool_spatial(x) if kernels else (x.mean((2, 3)), x.amax((2, 3)))
+        return self.weights(*pools), None  # (fused kernels: one pass pools both)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        kernels = kernels_for(x, self.gate)
-        if kernels:  # optional fused kernels: one pass pools both, one pass scales
-            return kernels.scale(x, self.weights(*kernels.pool_spatial(x)), None)
-        return x * self.weights(x.mean((2, 3)), x.amax((2, 3)))[:, :, None, None]
+        return _apply_gates(x, *self.gate_factors(x))
 
 
 @register_attn("cbam_spatial")
@@ -92,17 +94,23 @@ class CBAMSpatial(AttentionModule):
 
     def weights(self, mean_map: torch.Tensor, max_map: torch.Tensor) -> torch.Tensor:
         """``Ms`` (N, 1, H, W) from the channel-wise mean and max maps (N, 1, H, W)."""
-        maps = [max_map, mean_map] if self.variant == "official" else [mean_map, max_map]
-        return self.gate(self.norm(self.conv(torch.cat(maps, dim=1))))
+        maps = torch.cat([max_map, mean_map] if self.variant == "official" else [mean_map, max_map], dim=1)
+        kernels = kernels_for(maps, self.conv)
+        if kernels:  # a direct loop: oneDNN is slow on this one-output-channel convolution
+            z = kernels.conv_two_to_one(maps, self.conv.weight, self.conv.bias).view_as(mean_map)
+        else:
+            z = self.conv(maps)
+        return self.gate(self.norm(z))
+
+    def gate_factors(self, x: torch.Tensor) -> tuple[None, torch.Tensor]:
+        n, _, h, w = x.shape
+        kernels = kernels_for(x)
+        pools = kernels.pool_channels(x, None) if kernels else (x.mean(1), x.amax(1))  # (fused: one pass)
+        return None, self.weights(*(m.view(n, 1, h, w) for m in pools)).view(n, h * w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        kernels = kernels_for(x, self.gate)
-        if kernels:  # optional fused kernels: one pass pools both maps, one pass scales
-            n, _, h, w = x.shape
-            mean_map, max_map = (m.view(n, 1, h, w) for m in kernels.pool_channels(x, None))
-            return kernels.scale(x, None, self.weights(mean_map, max_map).reshape(n, h * w))
-        return x * self.weights(x.mean(1, keepdim=True), x.amax(1, keepdim=True))
+        return _apply_gates(x, *self.gate_factors(x))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, variant={self.variant!r}"
@@ -136,15 +144,35 @@ class CBAM(AttentionModule):
         self.channel = CBAMChannel(channels, reduction=reduction, min_hidden=min_hidden, bias=bias)
         self.spatial = CBAMSpatial(channels, kernel_size=kernel_size, variant=variant)
 
+    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n, _, h, w = x.shape
+        kernels = kernels_for(x)
+        if kernels:
+            # Fused kernels (attnzoo.layers.fused): x' = x ⊙ Mc is never stored — its channel
+            # pooling reads x and scales on the fly — so with the apply pass y = x ⊙ Mc ⊙ Ms the
+            # tensor is read 3 times and written once, against 7 passes in eager PyTorch.
+            mc = self.channel.weights(*kernels.pool_spatial(x))
+            pools = kernels.pool_channels(x, mc)
+        else:
+            mc = self.channel.weights(x.mean((2, 3)), x.amax((2, 3)))
+            refined = x * mc[:, :, None, None]
+            pools = (refined.mean(1), refined.amax(1))
+        return mc, self.spatial.weights(*(m.view(n, 1, h, w) for m in pools)).view(n, h * w)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        kernels = kernels_for(x, self.channel.gate, self.spatial.gate)
-        if kernels:
-            # Optional fused kernels (attnzoo.layers.fused): x' = x ⊙ Mc is never stored — its
-            # channel pooling reads x and scales on the fly — and y = x ⊙ Mc ⊙ Ms is one pass:
-            # 3 reads and 1 write of the tensor in all, against 7 passes in eager PyTorch.
-            n, _, h, w = x.shape
-            mc = self.channel.weights(*kernels.pool_spatial(x))
-            mean_map, max_map = (m.view(n, 1, h, w) for m in kernels.pool_channels(x, mc))
-            return kernels.scale(x, mc, self.spatial.weights(mean_map, max_map).reshape(n, h * w))
+        if kernels_for(x, self.channel, self.spatial):  # (the halves' own forwards are skipped)
+            return _apply_gates(x, *self.gate_factors(x))
         return self.spatial(self.channel(x))
+
+
+def _apply_gates(x: torch.Tensor, channel_gate: torch.Tensor | None, spatial_gate: torch.Tensor | None) -> torch.Tensor:
+    """``x ⊙ a ⊙ b`` for gates a (N, C) and b (N, H·W) (either None = 1), in one pass where the
+    fused kernels apply."""
+    kernels = kernels_for(x)
+    if kernels:
+        return kernels.scale(x, channel_gate, spatial_gate, None, False)
+    n, c, h, w = x.shape
+    if channel_gate is not None:
+        x = x * channel_gate.view(n, c, 1, 1)
+    return x if spatial_gate is None else x * spatial_gate.view(n, 1, h, w)

@@ -47,10 +47,13 @@ class ECA(AttentionModule):
         self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
         self.gate = nn.Sigmoid()
 
+    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        s = self.conv(x.mean((2, 3))[:, None, :])  # (N, 1, C): convolve along channels
+        return self.gate(s[:, 0]), None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        s = self.conv(x.mean((2, 3))[:, None, :])  # (N, 1, C): convolve along channels
-        return x * self.gate(s[:, 0])[:, :, None, None]
+        return x * self.gate_factors(x)[0][:, :, None, None]
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_size={self.kernel_size}"

@@ -12,8 +12,12 @@ and ``ninja``; about a minute, then cached)::
 
 They are used only where they compute exactly what the PyTorch path computes and nothing needs
 more: fp32 contiguous CPU tensors, no autograd (``torch.no_grad`` / ``inference_mode``), not while
-``torch.compile`` traces, and no forward hook on the module's gate (a hook must see the gate run).
-Tests check each module's fused output against its PyTorch path.
+``torch.compile`` traces, and no forward hook on a module whose forward the kernel replaces (a hook
+must see what it watches run). Tests check each module's fused output against its PyTorch path.
+
+ResNet blocks also end in one pass with them: ``relu(attn(x) + identity)`` for gating modules
+(SE, eSE, ECA, CBAM and its halves; see ``AttentionModule.gate_factors``) and ``relu(x + identity)``
+without attention, so a benchmark against the plain network compares like with like.
 """
 
 from __future__ import annotations
@@ -48,6 +52,28 @@ def _build() -> Optional[ModuleType]:
     return _state["module"]
 
 
+def gated_residual(x: torch.Tensor, identity: torch.Tensor, attn: Optional[nn.Module], relu: nn.Module) -> Optional[torch.Tensor]:
+    """``relu(attn(x) + identity)``, the end of a residual block, in one pass over memory.
+
+    ``attn`` may be None (no attention). Returns None where the kernels do not apply — off, ``x`` or
+    ``identity`` unsuitable, ``attn`` not a pure gate (its ``gate_factors`` is None), or a hook on
+    ``attn`` or ``relu`` — and the caller then runs the modules.
+    """
+    kernels = kernels_for(x, relu) if attn is None else kernels_for(x, relu, attn)
+    if kernels is None or identity.shape != x.shape or identity.dtype != x.dtype or not identity.is_contiguous():
+        return None
+    factors: tuple = (None, None)
+    if attn is not None:
+        gate_factors = getattr(attn, "gate_factors", None)
+        if gate_factors is None:
+            return None
+        attn.check_input(x)
+        factors = gate_factors(x)
+        if factors is None:
+            return None
+    return kernels.scale(x, *factors, identity, True)
+
+
 def enable(enabled: bool = True) -> bool:
     """Turn the fused kernels on (building them if needed) or off; returns whether they are on."""
     _state["enabled"] = bool(enabled) and _build() is not None
@@ -68,12 +94,37 @@ def hooked(module: nn.Module) -> bool:
     )
 
 
-def kernels_for(x: torch.Tensor, *gates: nn.Module) -> Optional[ModuleType]:
-    """The kernel module if ``x`` may take the fused path, else None."""
+def kernels_for(x: torch.Tensor, *replaced: nn.Module) -> Optional[ModuleType]:
+    """The kernel module if ``x`` may take the fused path, else None.
+
+    ``replaced``: the modules whose forward the fused path skips; a hook on any of them rules it out.
+    """
     if not _state["enabled"]:
         return None
     if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32 or not x.is_contiguous():
         return None
-    if torch.compiler.is_compiling() or any(hooked(g) for g in gates):
+    if torch.compiler.is_compiling() or any(hooked(m) for m in replaced):
         return None
     return _state["module"]
+
+
+def gated_residual(x: torch.Tensor, identity: torch.Tensor, attn: Optional[nn.Module], relu: nn.Module) -> Optional[torch.Tensor]:
+    """``relu(attn(x) + identity)``, the end of a residual block, in one pass over memory.
+
+    ``attn`` may be None (no attention). Returns None where the kernels do not apply — off, ``x`` or
+    ``identity`` unsuitable, ``attn`` not a pure gate (its ``gate_factors`` is None), or a hook on
+    ``attn`` or ``relu`` — and the caller then runs the modules.
+    """
+    kernels = kernels_for(x, relu) if attn is None else kernels_for(x, relu, attn)
+    if kernels is None or identity.shape != x.shape or identity.dtype != x.dtype or not identity.is_contiguous():
+        return None
+    factors: tuple = (None, None)
+    if attn is not None:
+        gate_factors = getattr(attn, "gate_factors", None)
+        if gate_factors is None:
+            return None
+        attn.check_input(x)
+        factors = gate_factors(x)
+        if factors is None:
+            return None
+    return kernels.scale(x, *factors, identity, True)

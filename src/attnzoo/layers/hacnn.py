@@ -113,7 +113,7 @@ class HASoftAttention(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        kernels = kernels_for(x, self.gate)
+        kernels = kernels_for(x, self.spatial, self.channel, self.mix, self.gate)
         if kernels and not self.mix[1].training:
             # Both means in one pass, then y = x ⊙ σ(ReLU(s ⊗ u + v)) in one pass: A is never stored.
             n, c, h, w = x.shape
@@ -164,6 +164,9 @@ class HASpatialAttention(AttentionModule):
         self.spatial = HASpatialMap()
         self.gate = nn.Sigmoid()
 
+    def gate_factors(self, x: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, self.gate(self.spatial(x)).flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         return x * self.gate(self.spatial(x))
@@ -187,6 +190,9 @@ class HAChannelAttention(AttentionModule):
         super().__init__(channels)
         self.channel = HAChannelMap(channels, reduction, min_hidden)
         self.gate = nn.Sigmoid()
+
+    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.gate(self.channel(x)).flatten(1), None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

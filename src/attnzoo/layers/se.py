@@ -40,13 +40,15 @@ class SqueezeExcite(AttentionModule):
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
         self.gate = nn.Sigmoid()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         # The 1×1 convs act on a 1×1 map: run them as matrix products on (N, C) (same weights,
         # same result), which skips the convolution machinery (~100 µs per call on CPU).
+        return self.gate(pointwise(self.fc2, self.act(pointwise(self.fc1, x.mean((2, 3)))))), None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
         # (No fused kernel: PyTorch's mean and broadcast multiply are already one pass each.)
-        s = self.gate(pointwise(self.fc2, self.act(pointwise(self.fc1, x.mean((2, 3))))))
-        return x * s[:, :, None, None]
+        return x * self.gate_factors(x)[0][:, :, None, None]
 
 
 class HardSigmoid(nn.Module):
@@ -74,6 +76,9 @@ class EffectiveSqueezeExcite(AttentionModule):
         self.fc = nn.Conv2d(channels, channels, 1)
         self.gate = HardSigmoid()
 
+    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.gate(pointwise(self.fc, x.mean((2, 3)))), None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return x * self.gate(pointwise(self.fc, x.mean((2, 3))))[:, :, None, None]
+        return x * self.gate_factors(x)[0][:, :, None, None]

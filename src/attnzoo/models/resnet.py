@@ -2,7 +2,8 @@
 
 Attention sits on the residual branch after its last BN, before the addition (SE and CBAM
 papers); fusion replaces the addition ``out + identity`` (AFF-ResNet). A plain model has
-``attn = fusion = None`` in each block and runs exactly torchvision's computation.
+``attn = fusion = None`` in each block and runs exactly torchvision's computation. (With the
+opt-in fused kernels, :mod:`attnzoo.layers.fused`, every block ends in one pass instead.)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers.fused import gated_residual
 from ..layers.registry import get_attn_class, get_conv_class, get_fusion_class
 from .registry import register_model
 
@@ -64,10 +66,7 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        if self.attn is not None:
-            out = self.attn(out)
-        out = out + identity if self.fusion is None else self.fusion(out, identity)
-        return self.relu(out)
+        return _block_end(self, out, identity)
 
 
 class Bottleneck(nn.Module):
@@ -111,10 +110,19 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.act2(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        if self.attn is not None:
-            out = self.attn(out)
-        out = out + identity if self.fusion is None else self.fusion(out, identity)
-        return self.relu(out)
+        return _block_end(self, out, identity)
+
+
+def _block_end(block: Union[BasicBlock, Bottleneck], out: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+    """``relu(fuse(attn(out), identity))``, the fusion being ``+`` unless the block has one."""
+    if block.fusion is None:  # with the fused kernels on, one pass for gate, addition and ReLU
+        fast = gated_residual(out, identity, block.attn, block.relu)
+        if fast is not None:
+            return fast
+    if block.attn is not None:
+        out = block.attn(out)
+    out = out + identity if block.fusion is None else block.fusion(out, identity)
+    return block.relu(out)
 
 
 class PadShortcut(nn.Module):
