@@ -21,8 +21,24 @@ def test_timing_records_every_candidate_with_consistent_statistics():
     assert calls == {"a": 7, "b": 7}
     assert all(r["min"] <= r["median"] <= r["max"] and r["rounds"] == 5 for r in result.values())
     paired = time_paired(make("a"), {"b": make("b")}, rounds=4, warmup=1)
-    assert paired["b"]["ratio"] == paired["b"]["median"] / paired["b"]["reference_median"]
-    assert paired["__reference__"]["rounds"] == 4
+    assert paired["__reference__"]["rounds"] == 4 and paired["b"]["rounds"] == 4
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios(monkeypatch):
+    # A fake clock: round 2 is slow for both (a burst of load on the machine). Per-round ratios are
+    # 2, 1, 3, 2 -> 2; the ratio of the two medians (2.5 / 1) would be thrown by the burst.
+    clock = [0.0]
+    ref_times, cand_times = iter([1, 10, 1, 1]), iter([2, 10, 3, 2])
+    monkeypatch.setattr("attnzoo.bench.timing.time.perf_counter", lambda: clock[0])
+
+    def advance(times):
+        def run():
+            clock[0] += next(times)
+        return run
+
+    paired = time_paired(advance(ref_times), {"b": advance(cand_times)}, rounds=4, warmup=0)
+    assert paired["b"]["ratio"] == 2.0
+    assert paired["b"]["median"] == 2.5 and paired["b"]["reference_median"] == 1.0
 
 
 def test_saved_activation_bytes_counts_distinct_storages():

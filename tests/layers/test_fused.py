@@ -23,7 +23,7 @@ def kernels():
 
 
 @pytest.mark.parametrize("name, options", FUSED)
-@pytest.mark.parametrize("shape", [(2, 16, 9, 7), (1, 32, 1, 1), (3, 64, 33, 31)])
+@pytest.mark.parametrize("shape", [(2, 16, 9, 7), (1, 32, 1, 1), (3, 64, 33, 31), (2, 7, 40, 3)])
 def test_fused_equals_pytorch_path(kernels, name, options, shape):
     m = randomize_(attnzoo.create_attn(name, shape[1], **options)).eval()
     x = torch.randn(shape)

@@ -143,16 +143,12 @@ def bench_modules(
     inputs = {name: (x, y) if name != "copy" and module_kind(name) == "fusion" else (x,) for name in modules}
     run = {name: (torch.compile(m) if compile and name != "copy" else m) for name, m in modules.items()}
     # Each module is timed right after its own copy of the input, every round: see time_paired.
-    others = [n for n in run if n != "copy"]
-    fwd = time_paired(_forward(run["copy"], inputs["copy"], dev, dtype), {n: _forward(run[n], inputs[n], dev, dtype) for n in others}, rounds, warmup)
-    fwd["copy"] = {**fwd.pop("__reference__"), "ratio": 1.0}
+    fwd = _time_against("copy", {n: _forward(run[n], inputs[n], dev, dtype) for n in run}, rounds, warmup)
     bwd = {}
     if backward:
         for m in modules.values():
             m.train()
-        bwd = time_paired(_forward_backward(run["copy"], inputs["copy"], dev, dtype),
-                          {n: _forward_backward(run[n], inputs[n], dev, dtype) for n in others}, max(5, rounds // 2), warmup)
-        bwd["copy"] = {**bwd.pop("__reference__"), "ratio": 1.0}
+        bwd = _time_against("copy", {n: _forward_backward(run[n], inputs[n], dev, dtype) for n in run}, max(5, rounds // 2), warmup)
         for m in modules.values():
             m.eval()
     rows = []
@@ -180,7 +176,7 @@ def bench_modules(
         "kind": "modules",
         "setup": {"input_shape": [batch, channels, size, size], "dtype": dtype, "mode": "eval (forward); train (forward+backward)",
                   "rounds": rounds, "warmup": warmup, "compile": compile, "channels_last": channels_last, "device": str(dev),
-                  "reference": "copy = x.clone(), timed right before each module in every round (ratio = module median / median of its own copies)"},
+                  "reference": "copy = x.clone(), timed right before each module in every round; ratio = median over rounds of module time / that copy's time"},
         "machine": machine_info(torch.get_num_threads()),
         "rows": rows,
     }
@@ -221,13 +217,14 @@ def bench_models(
             kwargs["conv"] = v.conv
         models[label] = create_model(model, attn=v.attn, fusion=v.fusion, **kwargs).to(dev).to(memory_format=fmt).eval()
     run = {n: (torch.compile(m) if compile else m) for n, m in models.items()}
-    fwd = time_interleaved({n: _forward(run[n], (x,), dev, dtype) for n in run}, rounds=rounds, warmup=warmup)
+    ref = "plain" if "plain" in models else next(iter(models))
+    # As for modules: the plain model runs right before every variant, each round (see time_paired).
+    fwd = _time_against(ref, {n: _forward(run[n], (x,), dev, dtype) for n in run}, rounds, warmup)
     bwd = {}
     if backward:
         for m in models.values():
             m.train()
-        bwd = time_interleaved({n: _forward_backward(run[n], (x,), dev, dtype) for n in run}, rounds=max(3, rounds // 2), warmup=1)
-    ref = "plain" if "plain" in models else next(iter(models))
+        bwd = _time_against(ref, {n: _forward_backward(run[n], (x,), dev, dtype) for n in run}, max(3, rounds // 2), 1)
     rows = []
     for name, m in models.items():
         row = {
@@ -235,21 +232,32 @@ def bench_models(
             "params": count_params(m),
             "macs": count_macs(m.cpu() if dev.type != "cpu" else m, (1, 3, size, size)),
             "forward_ms": _ms_dict(fwd[name]),
-            "forward_ratio": fwd[name]["median"] / fwd[ref]["median"],
+            "forward_ratio": fwd[name]["ratio"],
             "throughput_img_s": batch / fwd[name]["median"],
         }
         m.to(dev)
         if backward:
             row["train_ms"] = _ms_dict(bwd[name])
-            row["train_ratio"] = bwd[name]["median"] / bwd[ref]["median"]
+            row["train_ratio"] = bwd[name]["ratio"]
         rows.append(row)
     return {
         "kind": "models",
         "setup": {"model": model, "input_shape": [batch, 3, size, size], "dtype": dtype, "mode": "eval (forward)" + (", train (forward+backward)" if backward else ""),
-                  "rounds": rounds, "warmup": warmup, "compile": compile, "channels_last": channels_last, "device": str(dev), "reference": ref},
+                  "rounds": rounds, "warmup": warmup, "compile": compile, "channels_last": channels_last, "device": str(dev), "reference": ref,
+                  "pairing": f"{ref} timed right before each variant in every round; ratio = median over rounds of variant time / that {ref} time"},
         "machine": machine_info(torch.get_num_threads()),
         "rows": rows,
     }
+
+
+def _time_against(ref: str, fns: dict[str, Any], rounds: int, warmup: int) -> dict[str, dict[str, float]]:
+    """:func:`time_paired` of every other candidate against ``fns[ref]``; ``ref`` gets ratio 1."""
+    others = {n: f for n, f in fns.items() if n != ref}
+    if not others:
+        return {ref: {**time_interleaved(fns, rounds=rounds, warmup=warmup)[ref], "ratio": 1.0}}
+    result = time_paired(fns[ref], others, rounds, warmup)
+    result[ref] = {**result.pop("__reference__"), "ratio": 1.0}
+    return result
 
 
 def _ms_dict(t: dict) -> dict:
@@ -281,12 +289,13 @@ def to_markdown(result: dict[str, Any]) -> str:
             head += ["saved for bwd MB"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in result["rows"]:
-        cells = [r["name"], f"{r['params']:,}", f"{r['macs'] / 1e6:.1f}", _ms(r["forward_ms"]), f"{r['forward_ratio']:.2f}"]
+        digits = 2 if result["kind"] == "modules" else 3  # whole models differ by a few per cent
+        cells = [r["name"], f"{r['params']:,}", f"{r['macs'] / 1e6:.1f}", _ms(r["forward_ms"]), f"{r['forward_ratio']:.{digits}f}"]
         if result["kind"] == "modules":
             cells.append(f"{r['floor_ratio']:.1f}" if r.get("floor_ratio") else "—")
         cells.append(f"{r['throughput_img_s']:.0f}")
         if has_train:
-            cells += [_ms(r["train_ms"]), f"{r['train_ratio']:.2f}"]
+            cells += [_ms(r["train_ms"]), f"{r['train_ratio']:.{digits}f}"]
             if result["kind"] == "modules":
                 cells.append(f"{r['saved_for_backward_mb']:.1f}")
         lines.append("| " + " | ".join(cells) + " |")

@@ -50,10 +50,11 @@ def forward_fn(model: torch.nn.Module, *inputs: torch.Tensor) -> Callable[[], ob
 
 def time_paired(reference: Callable[[], object], candidates: dict[str, Callable[[], object]], rounds: int = 20, warmup: int = 3) -> dict[str, dict[str, float]]:
     """Like :func:`time_interleaved`, but the reference runs right before every candidate call,
-    and each candidate's ``ratio`` is its median over the median of *its own* reference calls.
+    and each candidate's ``ratio`` is the median over rounds of (its time / the reference time
+    just before it).
 
-    Neighbouring calls share the machine's state (caches, page mappings, clock), so the ratio of a
-    cheap module measured next to its own reference survives expensive neighbours in the round.
+    Neighbouring calls share the machine's state (caches, page mappings, clock, other tenants'
+    load), so a ratio taken within each pair cancels drifts that a ratio of two medians keeps.
     """
     names = list(candidates)
     for _ in range(warmup):
@@ -74,8 +75,9 @@ def time_paired(reference: Callable[[], object], candidates: dict[str, Callable[
     result = {}
     for name in names:
         med, ref = statistics.median(own[name]), statistics.median(refs[name])
+        ratio = statistics.median(o / r for o, r in zip(own[name], refs[name]))
         result[name] = {"median": med, "min": min(own[name]), "max": max(own[name]), "rounds": rounds,
-                        "reference_median": ref, "ratio": med / ref}
+                        "reference_median": ref, "ratio": ratio}
     all_refs = [t for name in names for t in refs[name]]
     result["__reference__"] = {"median": statistics.median(all_refs), "min": min(all_refs), "max": max(all_refs), "rounds": len(all_refs)}
     return result

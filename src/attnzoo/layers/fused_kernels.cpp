@@ -10,7 +10,11 @@
 #include <vector>
 
 namespace {
-constexpr int64_t kChunk = 4096;  // positions per work item of the channel pooling (2 x 16 KiB accumulators)
+constexpr int64_t kChunk = 2048;  // positions per work item of the channel pooling: 2 x 8 KiB accumulators in L1
+constexpr int64_t kLanes = 32;    // partial results per plane reduction: 4 AVX2 registers, 4 independent add chains
+constexpr float kLowest = -std::numeric_limits<float>::infinity();
+
+inline float max2(float a, float b) { return a > b ? a : b; }
 
 // The data of an input that must be a contiguous fp32 CPU tensor of `numel` elements (the Python
 // side only calls with such tensors; a wrong call fails here rather than reading out of bounds).
@@ -37,17 +41,26 @@ std::vector<torch::Tensor> pool_spatial(const torch::Tensor& x) {
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const float* r = xp + i * P;
-      float total = 0.f, best = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(+ : total) reduction(max : best)
-      for (int64_t p = 0; p < P; ++p) { total += r[p]; best = r[p] > best ? r[p] : best; }
-      ap[i] = total / static_cast<float>(P);
-      mp[i] = best;
+      float total[kLanes], best[kLanes];
+      for (int64_t k = 0; k < kLanes; ++k) { total[k] = 0.f; best[k] = kLowest; }
+      int64_t p = 0;
+      for (; p + kLanes <= P; p += kLanes) {
+#pragma omp simd
+        for (int64_t k = 0; k < kLanes; ++k) { total[k] += r[p + k]; best[k] = max2(best[k], r[p + k]); }
+      }
+      float t = 0.f, b = kLowest;
+      for (int64_t k = 0; k < kLanes; ++k) { t += total[k]; b = max2(b, best[k]); }
+#pragma omp simd reduction(+ : t) reduction(max : b)
+      for (int64_t q = p; q < P; ++q) { t += r[q]; b = max2(b, r[q]); }
+      ap[i] = t / static_cast<float>(P);
+      mp[i] = b;
     }
   });
   return {avg, mx};
 }
 
 // Mean and max over channels of x * w[n, c] (w may be undefined = 1): x (N, C, P) -> (N, P) each.
+// Four channels per sweep of the accumulators: one load and store of them per four rows of x.
 std::vector<torch::Tensor> pool_channels(const torch::Tensor& x, const c10::optional<torch::Tensor>& w) {
   const int64_t N = x.size(0), C = x.size(1), P = x.numel() / (N * C);
   auto avg = torch::empty({N, P}, x.options());
@@ -61,12 +74,25 @@ std::vector<torch::Tensor> pool_channels(const torch::Tensor& x, const c10::opti
     float s[kChunk], m[kChunk];
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / chunks, p0 = (item % chunks) * kChunk, len = std::min(kChunk, P - p0);
-      for (int64_t j = 0; j < len; ++j) { s[j] = 0.f; m[j] = -std::numeric_limits<float>::infinity(); }
-      for (int64_t c = 0; c < C; ++c) {
-        const float wc = wp ? wp[n * C + c] : 1.f;
-        const float* r = xp + (n * C + c) * P + p0;
+      const float* r = xp + n * C * P + p0;
+      auto weight = [&](int64_t c) { return wp ? wp[n * C + c] : 1.f; };
+      for (int64_t j = 0; j < len; ++j) { s[j] = 0.f; m[j] = kLowest; }
+      int64_t c = 0;
+      for (; c + 4 <= C; c += 4) {
+        const float *r0 = r + c * P, *r1 = r0 + P, *r2 = r1 + P, *r3 = r2 + P;
+        const float w0 = weight(c), w1 = weight(c + 1), w2 = weight(c + 2), w3 = weight(c + 3);
 #pragma omp simd
-        for (int64_t j = 0; j < len; ++j) { float v = r[j] * wc; s[j] += v; m[j] = v > m[j] ? v : m[j]; }
+        for (int64_t j = 0; j < len; ++j) {
+          const float v0 = r0[j] * w0, v1 = r1[j] * w1, v2 = r2[j] * w2, v3 = r3[j] * w3;
+          s[j] += (v0 + v1) + (v2 + v3);
+          m[j] = max2(m[j], max2(max2(v0, v1), max2(v2, v3)));
+        }
+      }
+      for (; c < C; ++c) {
+        const float* rc = r + c * P;
+        const float wc = weight(c);
+#pragma omp simd
+        for (int64_t j = 0; j < len; ++j) { const float v = rc[j] * wc; s[j] += v; m[j] = max2(m[j], v); }
       }
       for (int64_t j = 0; j < len; ++j) { ap[n * P + p0 + j] = s[j] / static_cast<float>(C); mp[n * P + p0 + j] = m[j]; }
     }
@@ -155,7 +181,8 @@ torch::Tensor conv_two_to_one(const torch::Tensor& maps, const torch::Tensor& we
   return out;
 }
 
-// Means of x over channels, (N, P), and over positions, (N, C), from one pass over x.
+// Means of x over channels, (N, P), and over positions, (N, C), from one pass over x (four
+// channels per sweep of the accumulators, as in pool_channels).
 std::vector<torch::Tensor> means(const torch::Tensor& x) {
   const int64_t N = x.size(0), C = x.size(1), P = x.numel() / (N * C);
   const int64_t chunks = (P + kChunk - 1) / kChunk;
@@ -168,13 +195,26 @@ std::vector<torch::Tensor> means(const torch::Tensor& x) {
     float s[kChunk];
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / chunks, k = item % chunks, p0 = k * kChunk, len = std::min(kChunk, P - p0);
+      const float* r = xp + n * C * P + p0;
+      float* rows = pp + (n * chunks + k) * C;
       for (int64_t j = 0; j < len; ++j) s[j] = 0.f;
-      for (int64_t c = 0; c < C; ++c) {
-        const float* r = xp + (n * C + c) * P + p0;
-        float row = 0.f;
-#pragma omp simd reduction(+ : row)
-        for (int64_t j = 0; j < len; ++j) { s[j] += r[j]; row += r[j]; }
-        pp[(n * chunks + k) * C + c] = row;
+      int64_t c = 0;
+      for (; c + 4 <= C; c += 4) {
+        const float *r0 = r + c * P, *r1 = r0 + P, *r2 = r1 + P, *r3 = r2 + P;
+        float q0 = 0.f, q1 = 0.f, q2 = 0.f, q3 = 0.f;
+#pragma omp simd reduction(+ : q0, q1, q2, q3)
+        for (int64_t j = 0; j < len; ++j) {
+          s[j] += (r0[j] + r1[j]) + (r2[j] + r3[j]);
+          q0 += r0[j]; q1 += r1[j]; q2 += r2[j]; q3 += r3[j];
+        }
+        rows[c] = q0; rows[c + 1] = q1; rows[c + 2] = q2; rows[c + 3] = q3;
+      }
+      for (; c < C; ++c) {
+        const float* rc = r + c * P;
+        float q = 0.f;
+#pragma omp simd reduction(+ : q)
+        for (int64_t j = 0; j < len; ++j) { s[j] += rc[j]; q += rc[j]; }
+        rows[c] = q;
       }
       const float inv_c = 1.f / static_cast<float>(C);
       for (int64_t j = 0; j < len; ++j) op[n * P + p0 + j] = s[j] * inv_c;
