@@ -30,6 +30,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ._base import AttentionModule
+
 _state: dict = {"enabled": False, "module": None, "error": None}
 
 
@@ -50,28 +52,6 @@ def _build() -> Optional[ModuleType]:
             _state["error"] = f"{type(e).__name__}: {e}"
             warnings.warn(f"attnzoo fused kernels unavailable, using PyTorch ops: {_state['error'][:300]}", stacklevel=3)
     return _state["module"]
-
-
-def gated_residual(x: torch.Tensor, identity: torch.Tensor, attn: Optional[nn.Module], relu: nn.Module) -> Optional[torch.Tensor]:
-    """``relu(attn(x) + identity)``, the end of a residual block, in one pass over memory.
-
-    ``attn`` may be None (no attention). Returns None where the kernels do not apply — off, ``x`` or
-    ``identity`` unsuitable, ``attn`` not a pure gate (its ``gate_factors`` is None), or a hook on
-    ``attn`` or ``relu`` — and the caller then runs the modules.
-    """
-    kernels = kernels_for(x, relu) if attn is None else kernels_for(x, relu, attn)
-    if kernels is None or identity.shape != x.shape or identity.dtype != x.dtype or not identity.is_contiguous():
-        return None
-    factors: tuple = (None, None)
-    if attn is not None:
-        gate_factors = getattr(attn, "gate_factors", None)
-        if gate_factors is None:
-            return None
-        attn.check_input(x)
-        factors = gate_factors(x)
-        if factors is None:
-            return None
-    return kernels.scale(x, *factors, identity, True)
 
 
 def enable(enabled: bool = True) -> bool:
@@ -118,13 +98,12 @@ def gated_residual(x: torch.Tensor, identity: torch.Tensor, attn: Optional[nn.Mo
     kernels = kernels_for(x, relu) if attn is None else kernels_for(x, relu, attn)
     if kernels is None or identity.shape != x.shape or identity.dtype != x.dtype or not identity.is_contiguous():
         return None
-    factors: tuple = (None, None)
+    factors: Optional[tuple] = (None, None)
     if attn is not None:
-        gate_factors = getattr(attn, "gate_factors", None)
-        if gate_factors is None:
+        if not isinstance(attn, AttentionModule):
             return None
         attn.check_input(x)
-        factors = gate_factors(x)
+        factors = attn.gate_factors(x)
         if factors is None:
             return None
     return kernels.scale(x, *factors, identity, True)

@@ -41,6 +41,15 @@ def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     return conv(x)
 
 
+def _folded(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
+    """The conv weight and bias of an eval-mode ConvBlock with its BatchNorm folded in:
+    ``BN(conv(x)) = conv'(x)``, ``w' = w·γ/σ``, ``b' = (b − μ)·γ/σ + β``, ``σ = √(var + ε)``."""
+    conv, norm, _ = block
+    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    return conv.weight * scale.view(-1, 1, 1, 1), (bias - norm.running_mean) * scale + norm.bias
+
+
 class HASpatialMap(nn.Module):
     """HA-CNN spatial attention map ``(N, 1, H, W)``: channel mean → 3×3/2 ConvBlock → bilinear
     resize back to exactly ``(H, W)`` → 1×1 ConvBlock."""
@@ -118,26 +127,22 @@ class HASoftAttention(AttentionModule):
             # Both means in one pass, then y = x ⊙ σ(ReLU(s ⊗ u + v)) in one pass: A is never stored.
             n, c, h, w = x.shape
             mean_map, pooled = kernels.means(x)
-            s = self.spatial.from_mean(mean_map.view(n, 1, h, w))
-            ch = self.channel.from_pool(pooled.view(n, c, 1, 1))
-            u, v = self._folded(ch)
-            return kernels.rank1_sigmoid_scale(x, s.reshape(n, h * w).contiguous(), u.contiguous(), v.contiguous())
+            s = kernels.ha_spatial_map(mean_map.view(n, h, w), *_folded(self.spatial.conv1), *_folded(self.spatial.conv2))
+            u, v = self._rank1(self.channel.from_pool(pooled.view(n, c, 1, 1)))
+            return kernels.rank1_sigmoid_scale(x, s, u, v)
         return x * self.weights(x)
 
-    def _folded(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rank1(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eval mode: ``BN(conv(s ⊗ c)) = s ⊗ u + v`` with u (N, C) and v (C)."""
-        conv, norm, _ = self.mix
-        wc = F.linear(c.flatten(1), conv.weight.flatten(1))
-        b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
-        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-        return wc * scale, b * scale + norm.bias - norm.running_mean * scale
+        weight, bias = _folded(self.mix)
+        return F.linear(c.flatten(1), weight.flatten(1)), bias
 
     def _weights(self, s: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         conv, norm, act = self.mix
         # The 1×1 conv acts on the rank-1 map s ⊗ c, so conv(s ⊗ c) = s ⊗ (W c) + b: a C×C
         # matrix-vector product per image instead of a C×C×H×W convolution (exact).
         if not norm.training:  # fold the BN's affine map in too: one fused multiply-add pass
-            u, v = self._folded(c)
+            u, v = self._rank1(c)
             z = torch.addcmul(v[:, None, None], s, u[:, :, None, None])
         else:
             wc = F.linear(c.flatten(1), conv.weight.flatten(1))[:, :, None, None]  # W c: (N, C, 1, 1)
