@@ -110,6 +110,9 @@ def test_gated_residual_declines_what_it_cannot_do(kernels):
         assert fused.gated_residual(x, x, attnzoo.create_attn("mscam", 16).eval(), relu) is None  # not a pure gate
         assert fused.gated_residual(x, x[:, :8], None, relu) is None  # shapes differ
         assert fused.gated_residual(x, x.transpose(2, 3).contiguous().transpose(2, 3), None, relu) is None
+        cbam = attnzoo.create_attn("cbam", 16).eval()
+        cbam.channel.register_forward_hook(lambda *_: None)
+        assert fused.gated_residual(x, x, cbam, relu) is None  # gate_factors would skip that forward
         relu.register_forward_hook(lambda *_: None)
         assert fused.gated_residual(x, x, None, relu) is None  # a hook on the ReLU must see it run
     assert fused.gated_residual(x, x, None, torch.nn.ReLU()) is None  # autograd on

@@ -16,8 +16,9 @@ more: fp32 contiguous CPU tensors, no autograd (``torch.no_grad`` / ``inference_
 must see what it watches run). Tests check each module's fused output against its PyTorch path.
 
 ResNet blocks also end in one pass with them: ``relu(attn(x) + identity)`` for gating modules
-(SE, eSE, ECA, CBAM and its halves; see ``AttentionModule.gate_factors``) and ``relu(x + identity)``
-without attention, so a benchmark against the plain network compares like with like.
+(SE, eSE, ECA, CBAM and its halves, HA-CNN's spatial and channel attention; see
+``AttentionModule.gate_factors``) and ``relu(x + identity)`` without attention, so a benchmark
+against the plain network compares like with like.
 """
 
 from __future__ import annotations
@@ -93,9 +94,10 @@ def gated_residual(x: torch.Tensor, identity: torch.Tensor, attn: Optional[nn.Mo
 
     ``attn`` may be None (no attention). Returns None where the kernels do not apply — off, ``x`` or
     ``identity`` unsuitable, ``attn`` not a pure gate (its ``gate_factors`` is None), or a hook on
-    ``attn`` or ``relu`` — and the caller then runs the modules.
+    ``relu``, ``attn`` or any module inside it (``gate_factors`` skips some of their forwards) — and
+    the caller then runs the modules.
     """
-    kernels = kernels_for(x, relu) if attn is None else kernels_for(x, relu, attn)
+    kernels = kernels_for(x, relu) if attn is None else kernels_for(x, relu, *attn.modules())
     if kernels is None or identity.shape != x.shape or identity.dtype != x.dtype or not identity.is_contiguous():
         return None
     factors: Optional[tuple] = (None, None)
