@@ -22,17 +22,23 @@ def kernels():
     fused.enable(False)
 
 
+def fused_then_pytorch(fn):
+    """``fn()`` without autograd, with the fused kernels on and then off (they stay on after)."""
+    with torch.no_grad():
+        got = fn()
+        fused.enable(False)
+        try:
+            return got, fn()
+        finally:
+            fused.enable(True)
+
+
 @pytest.mark.parametrize("name, options", FUSED)
 @pytest.mark.parametrize("shape", [(2, 16, 9, 7), (1, 32, 1, 1), (3, 64, 33, 31), (2, 7, 40, 3)])
 def test_fused_equals_pytorch_path(kernels, name, options, shape):
     m = randomize_(attnzoo.create_attn(name, shape[1], **options)).eval()
     x = torch.randn(shape)
-    with torch.no_grad():
-        got = m(x)
-        fused.enable(False)
-        expected = m(x)
-        fused.enable(True)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(*fused_then_pytorch(lambda: m(x)), rtol=1e-5, atol=1e-5)
 
 
 def test_fused_path_is_taken_only_without_autograd_and_hooks(kernels, monkeypatch):
@@ -123,12 +129,7 @@ def test_gated_residual_declines_what_it_cannot_do(kernels):
 def test_resnet_with_fused_kernels_equals_eager(kernels, model, attn):
     m = attnzoo.create_model(model, attn=attn, num_classes=10).eval()  # (random weights would explode)
     x = torch.randn(2, 3, 32, 32) if model.startswith("cifar") else torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        got = m(x)
-        fused.enable(False)
-        expected = m(x)
-        fused.enable(True)
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(*fused_then_pytorch(lambda: m(x)), rtol=1e-4, atol=1e-4)
 
 
 def test_kernels_off_by_default():
