@@ -55,20 +55,69 @@ def test_fused_path_is_taken_only_without_autograd_and_hooks(kernels, monkeypatc
     x = torch.randn(2, 16, 5, 5)
     m(x)  # autograd on: PyTorch path
     assert calls == []
-    seen = []
-    m.spatial.gate.register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
     with torch.no_grad():
-        m(x)  # the gates still run as modules on the fused path: a hook on one sees its output
-    assert calls == ["pool_spatial", "pool_channels", "conv_two_to_one", "scale"]
-    assert seen == [(2, 1, 5, 5)]
+        expected = m(x)  # one kernel call does the whole module
+    assert calls == ["cbam"]
     calls.clear()
-    refined = []
-    handle = m.channel.register_forward_hook(lambda _m, _i, out: refined.append(out))
+    seen = []
+    handle = m.spatial.gate.register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
     with torch.no_grad():
-        out = m(x)  # the fused CBAM never forms x ⊙ Mc: a hook on that half makes it run the halves
+        out = m(x)  # a hook on a part the kernel would skip: the halves run, and the hook sees it
     handle.remove()
-    assert calls == ["pool_spatial", "scale", "pool_channels", "conv_two_to_one", "scale"]
-    torch.testing.assert_close(refined[0] * m.spatial.gate_factors(refined[0])[1].view(2, 1, 5, 5), out)
+    assert calls == ["cbam"] and seen == [(2, 1, 5, 5)]  # (the unhooked channel half takes its kernel)
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("name, options", FUSED[:5])
+@pytest.mark.parametrize("group", [1, 2, 3, 5])
+def test_cbam_kernel_is_independent_of_the_image_groups(kernels, name, options, group):
+    # The kernel pools, gates and scales a group of images at a time; any grouping gives one result.
+    m = randomize_(attnzoo.create_attn(name, 24, **options)).eval()
+    x, identity = torch.randn(5, 24, 6, 7), torch.randn(5, 24, 6, 7)
+    relu = torch.nn.ReLU()
+    with torch.no_grad():
+        auto = fused.gated_residual(x, identity, m, relu)
+        m.fused_apply = lambda k, x, identity=None, relu=False: type(m).fused_apply(m, _Grouped(k, group), x, identity, relu)
+        grouped = fused.gated_residual(x, identity, m, relu)
+        fused.enable(False)
+        expected = torch.relu(m(x) + identity)
+        fused.enable(True)
+    torch.testing.assert_close(auto, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grouped, auto, rtol=1e-6, atol=1e-6)
+
+
+class _Grouped:
+    """The kernel module with ``cbam`` forced to a given number of images per group."""
+
+    def __init__(self, kernels, group):
+        self.kernels, self.group = kernels, group
+
+    def cbam(self, *args):
+        return self.kernels.cbam(*args[:-1], self.group)
+
+
+def test_cbam_kernel_saturated_gates(kernels):
+    # Logits far past ±87 (where e^-|z| is clamped) give gates of exactly 0 and 1 in both paths.
+    m = randomize_(attnzoo.create_attn("cbam", 16)).eval()
+    with torch.no_grad():
+        m.spatial.conv.weight.mul_(1e3)
+        m.channel.mlp[2].weight.mul_(1e3)
+    x = torch.randn(3, 16, 8, 9)
+    got, expected = fused_then_pytorch(lambda: m(x))
+    assert (got == 0).any() and torch.isfinite(got).all()
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cbam_official_variant_with_training_batchnorm_takes_the_pytorch_path(kernels):
+    # A training BatchNorm normalises with the batch's statistics (and updates its running ones):
+    # there is nothing to fold, so the module must run as written.
+    m = randomize_(attnzoo.create_attn("cbam", 16, variant="official")).eval()
+    m.spatial.norm.train()
+    x = torch.randn(4, 16, 5, 5)
+    assert m.spatial.folded_conv() is None
+    got, expected = fused_then_pytorch(lambda: m(x))
+    torch.testing.assert_close(got, expected)
+    assert m.spatial.norm.num_batches_tracked == 2  # both calls ran the BatchNorm
 
 
 @pytest.mark.parametrize("k, shape", [(7, (2, 2, 9, 11)), (7, (1, 2, 2, 3)), (3, (3, 2, 5, 4)), (1, (2, 2, 3, 3))])

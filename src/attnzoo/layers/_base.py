@@ -57,6 +57,17 @@ class AttentionModule(nn.Module):
         """
         return None
 
+    def fused_apply(
+        self, kernels, x: torch.Tensor, identity: Optional[torch.Tensor] = None, relu: bool = False
+    ) -> Optional[torch.Tensor]:
+        """``self(x)`` (``relu(self(x) + identity)`` if given) through the fused CPU kernels
+        (:mod:`attnzoo.layers.fused`), or None where they do not apply. By default the gates come
+        from :meth:`gate_factors` and one kernel pass applies them; CBAM overrides this with a kernel
+        that computes its gates as well.
+        """
+        factors = self.gate_factors(x)
+        return None if factors is None else kernels.scale(x, *factors, identity, relu)
+
     def extra_repr(self) -> str:
         return f"channels={self.channels}"
 

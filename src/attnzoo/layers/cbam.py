@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._base import AttentionModule, hidden_width, pointwise
-from .fused import kernels_for
+from .fused import fused_forward
 from .registry import register_attn
 
 
@@ -44,20 +47,24 @@ class CBAMChannel(AttentionModule):
     def weights(self, avg: torch.Tensor, mx: torch.Tensor) -> torch.Tensor:
         """``Mc`` (N, C) from the global average and max descriptors (N, C)."""
         n = avg.shape[0]
-        # One MLP call on the stacked descriptors instead of two; its 1×1 convs run as matrix
-        # products on (2N, C), as in SqueezeExcite.
+        # The first layer runs once on the stacked descriptors (its 1×1 conv as a matrix product on
+        # (2N, C), as in SqueezeExcite); the second is linear, so W₂h₁ + b₂ + W₂h₂ + b₂ is one
+        # product on the summed hidden vectors, W₂(h₁ + h₂) + 2b₂.
         fc1, act, fc2 = self.mlp
-        logits = pointwise(fc2, act(pointwise(fc1, torch.cat([avg, mx], dim=0))))
-        return self.gate(logits[:n] + logits[n:])
+        hidden = act(pointwise(fc1, torch.cat([avg, mx], dim=0)))
+        logits = F.linear(hidden[:n] + hidden[n:], fc2.weight.flatten(1))
+        return self.gate(logits if fc2.bias is None else logits + 2 * fc2.bias)
 
     def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        kernels = kernels_for(x)
-        pools = kernels.pool_spatial(x) if kernels else (x.mean((2, 3)), x.amax((2, 3)))
-        return self.weights(*pools), None  # (fused kernels: one pass pools both)
+        return self.weights(x.mean((2, 3)), x.amax((2, 3))), None
+
+    def fused_apply(self, kernels, x, identity=None, relu=False):
+        return _fused_cbam(kernels, x, identity, relu, self, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return _apply_gates(x, *self.gate_factors(x))
+        y = fused_forward(self, x)
+        return _apply_gates(x, *self.gate_factors(x)) if y is None else y
 
 
 @register_attn("cbam_spatial")
@@ -95,22 +102,33 @@ class CBAMSpatial(AttentionModule):
     def weights(self, mean_map: torch.Tensor, max_map: torch.Tensor) -> torch.Tensor:
         """``Ms`` (N, 1, H, W) from the channel-wise mean and max maps (N, 1, H, W)."""
         maps = torch.cat([max_map, mean_map] if self.variant == "official" else [mean_map, max_map], dim=1)
-        kernels = kernels_for(maps, self.conv)
-        if kernels:  # a direct loop: oneDNN is slow on this one-output-channel convolution
-            z = kernels.conv_two_to_one(maps, self.conv.weight, self.conv.bias).view_as(mean_map)
-        else:
-            z = self.conv(maps)
-        return self.gate(self.norm(z))
+        return self.gate(self.norm(self.conv(maps)))
+
+    def folded_conv(self) -> Optional[tuple[torch.Tensor, Optional[torch.Tensor]]]:
+        """The conv's weight and bias with the official variant's BatchNorm folded in (eval mode);
+        None while that BatchNorm is training (it then normalises with the batch's statistics)."""
+        if isinstance(self.norm, nn.Identity):
+            return self.conv.weight, self.conv.bias
+        if self.norm.training:
+            return None
+        bn = self.norm
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        bias = bn.bias - bn.running_mean * scale
+        if self.conv.bias is not None:
+            bias = bias + self.conv.bias * scale
+        return self.conv.weight * scale, bias
 
     def gate_factors(self, x: torch.Tensor) -> tuple[None, torch.Tensor]:
         n, _, h, w = x.shape
-        kernels = kernels_for(x)
-        pools = kernels.pool_channels(x, None) if kernels else (x.mean(1), x.amax(1))  # (fused: one pass)
-        return None, self.weights(*(m.view(n, 1, h, w) for m in pools)).view(n, h * w)
+        return None, self.weights(x.mean(1, keepdim=True), x.amax(1, keepdim=True)).view(n, h * w)
+
+    def fused_apply(self, kernels, x, identity=None, relu=False):
+        return _fused_cbam(kernels, x, identity, relu, None, self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return _apply_gates(x, *self.gate_factors(x))
+        y = fused_forward(self, x)
+        return _apply_gates(x, *self.gate_factors(x)) if y is None else y
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, variant={self.variant!r}"
@@ -145,33 +163,37 @@ class CBAM(AttentionModule):
         self.spatial = CBAMSpatial(channels, kernel_size=kernel_size, variant=variant)
 
     def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n, _, h, w = x.shape
-        kernels = kernels_for(x)
-        if kernels:
-            # Fused kernels (attnzoo.layers.fused): x' = x ⊙ Mc is never stored — its channel
-            # pooling reads x and scales on the fly — so with the apply pass y = x ⊙ Mc ⊙ Ms the
-            # tensor is read 3 times and written once, against 7 passes in eager PyTorch.
-            mc = self.channel.weights(*kernels.pool_spatial(x))
-            pools = kernels.pool_channels(x, mc)
-        else:
-            mc = self.channel.weights(x.mean((2, 3)), x.amax((2, 3)))
-            refined = x * mc[:, :, None, None]
-            pools = (refined.mean(1), refined.amax(1))
-        return mc, self.spatial.weights(*(m.view(n, 1, h, w) for m in pools)).view(n, h * w)
+        mc = self.channel.gate_factors(x)[0]
+        return mc, self.spatial.gate_factors(x * mc[:, :, None, None])[1]
+
+    def fused_apply(self, kernels, x, identity=None, relu=False):
+        # x' = x ⊙ Mc is never stored (the channel pooling scales on the fly): with the apply pass
+        # the tensor is read 3 times and written once, against 7 passes in eager PyTorch.
+        return _fused_cbam(kernels, x, identity, relu, self.channel, self.spatial)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        if kernels_for(x, self.channel, self.spatial):  # (the halves' own forwards are skipped)
-            return _apply_gates(x, *self.gate_factors(x))
-        return self.spatial(self.channel(x))
+        y = fused_forward(self, x)
+        return self.spatial(self.channel(x)) if y is None else y
 
 
-def _apply_gates(x: torch.Tensor, channel_gate: torch.Tensor | None, spatial_gate: torch.Tensor | None) -> torch.Tensor:
-    """``x ⊙ a ⊙ b`` for gates a (N, C) and b (N, H·W) (either None = 1), in one pass where the
-    fused kernels apply."""
-    kernels = kernels_for(x)
-    if kernels:
-        return kernels.scale(x, channel_gate, spatial_gate, None, False)
+def _fused_cbam(kernels, x, identity, relu, channel: Optional[CBAMChannel], spatial: Optional[CBAMSpatial]) -> Optional[torch.Tensor]:
+    """CBAM or one of its halves in one kernel call (``fused_kernels.cpp``: ``cbam``)."""
+    mlp: tuple = (None, None, None, None)
+    if channel is not None:
+        fc1, _, fc2 = channel.mlp
+        mlp = (fc1.weight.flatten(1), fc1.bias, fc2.weight.flatten(1), fc2.bias)
+    conv: Optional[tuple] = (None, None)
+    if spatial is not None:
+        conv = spatial.folded_conv()
+        if conv is None:
+            return None
+    max_first = spatial is not None and spatial.variant == "official"
+    return kernels.cbam(x, identity, relu, *mlp, *conv, max_first, 0)
+
+
+def _apply_gates(x: torch.Tensor, channel_gate: Optional[torch.Tensor], spatial_gate: Optional[torch.Tensor]) -> torch.Tensor:
+    """``x ⊙ a ⊙ b`` for gates a (N, C) and b (N, H·W), either None (= 1)."""
     n, c, h, w = x.shape
     if channel_gate is not None:
         x = x * channel_gate.view(n, c, 1, 1)

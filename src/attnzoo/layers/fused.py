@@ -23,6 +23,7 @@ against the plain network compares like with like.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -89,23 +90,30 @@ def kernels_for(x: torch.Tensor, *replaced: nn.Module) -> Optional[ModuleType]:
     return _state["module"]
 
 
+def fused_forward(module: AttentionModule, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """``module(x)`` through the kernels (``module.fused_apply``), or None where they do not apply.
+
+    Meant to be called from ``module.forward``, which then runs its PyTorch ops if it gets None; a
+    hook on any module inside ``module`` rules the kernels out (their forwards are skipped).
+    """
+    kernels = kernels_for(x, *itertools.islice(module.modules(), 1, None))
+    return None if kernels is None else module.fused_apply(kernels, x)
+
+
 def gated_residual(x: torch.Tensor, identity: torch.Tensor, attn: Optional[nn.Module], relu: nn.Module) -> Optional[torch.Tensor]:
     """``relu(attn(x) + identity)``, the end of a residual block, in one pass over memory.
 
     ``attn`` may be None (no attention). Returns None where the kernels do not apply — off, ``x`` or
-    ``identity`` unsuitable, ``attn`` not a pure gate (its ``gate_factors`` is None), or a hook on
-    ``relu``, ``attn`` or any module inside it (``gate_factors`` skips some of their forwards) — and
+    ``identity`` unsuitable, ``attn`` without a fused path (``fused_apply`` is None: not a pure
+    gate), or a hook on ``relu``, ``attn`` or any module inside it (whose forwards are skipped) — and
     the caller then runs the modules.
     """
     kernels = kernels_for(x, relu) if attn is None else kernels_for(x, relu, *attn.modules())
     if kernels is None or identity.shape != x.shape or identity.dtype != x.dtype or not identity.is_contiguous():
         return None
-    factors: Optional[tuple] = (None, None)
-    if attn is not None:
-        if not isinstance(attn, AttentionModule):
-            return None
-        attn.check_input(x)
-        factors = attn.gate_factors(x)
-        if factors is None:
-            return None
-    return kernels.scale(x, *factors, identity, True)
+    if attn is None:
+        return kernels.scale(x, None, None, identity, True)
+    if not isinstance(attn, AttentionModule):
+        return None
+    attn.check_input(x)
+    return attn.fused_apply(kernels, x, identity, True)

@@ -3,6 +3,7 @@
 // module needs the passes over memory its equation needs and no more. See attnzoo/layers/fused.py.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -15,6 +16,33 @@ constexpr int64_t kLanes = 32;    // partial results per plane reduction: 4 AVX2
 constexpr float kLowest = -std::numeric_limits<float>::infinity();
 
 inline float max2(float a, float b) { return a > b ? a : b; }
+
+// e^(-t) for t in [0, 87.3] (so that 2^n stays a normal float), vectorisable: t = n ln2 + r with
+// |r| <= ln2/2 (ln2 split in two for an exact product), e^-r by Cephes' degree-7 expf polynomial
+// (about 1 ulp), 2^n by writing the exponent bits. Inline, so the loop around it stays in registers.
+inline float exp_neg(float t) {
+  const float n = std::floor(-t * 1.44269504088896341f + 0.5f);
+  const float r = -t - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float two_n;
+  std::memcpy(&two_n, &bits, sizeof two_n);
+  return p * two_n;
+}
+
+// The logistic function through exp_neg: 1 / (1 + e^-z) for z >= 0, e^z / (1 + e^z) below, so
+// e^-|z| never overflows; |z| past 87.3 gives 0 or 1 to float precision.
+inline float sigmoid(float z) {
+  const float a = z >= 0.f ? z : -z;
+  const float e = exp_neg(a < 87.3f ? a : 87.3f);
+  return (z >= 0.f ? 1.f : e) / (1.f + e);
+}
 
 // The data of an input that must be a contiguous fp32 CPU tensor of `numel` elements (the Python
 // side only calls with such tensors; a wrong call fails here rather than reading out of bounds).
@@ -30,14 +58,9 @@ const float* input(const c10::optional<torch::Tensor>& t, int64_t numel, const c
 }
 }  // namespace
 
-// Mean and max over H*W of every (n, c) plane: x (N, C, P) -> avg (N, C), max (N, C).
-std::vector<torch::Tensor> pool_spatial(const torch::Tensor& x) {
-  const int64_t planes = x.size(0) * x.size(1), P = x.numel() / planes;
-  auto avg = torch::empty({x.size(0), x.size(1)}, x.options());
-  auto mx = torch::empty_like(avg);
-  const float* xp = input(x, x.numel(), "x");
-  float* ap = avg.data_ptr<float>();
-  float* mp = mx.data_ptr<float>();
+namespace {
+// Mean and max over P of every one of `planes` rows of x (planes, P).
+void pool_spatial_into(const float* xp, int64_t planes, int64_t P, float* ap, float* mp) {
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const float* r = xp + i * P;
@@ -58,19 +81,11 @@ std::vector<torch::Tensor> pool_spatial(const torch::Tensor& x) {
       mp[i] = b;
     }
   });
-  return {avg, mx};
 }
-
-// Mean and max over channels of x * w[n, c] (w may be undefined = 1): x (N, C, P) -> (N, P) each.
-// Four channels per sweep of the accumulators: one load and store of them per four rows of x.
-std::vector<torch::Tensor> pool_channels(const torch::Tensor& x, const c10::optional<torch::Tensor>& w) {
-  const int64_t N = x.size(0), C = x.size(1), P = x.numel() / (N * C);
-  auto avg = torch::empty({N, P}, x.options());
-  auto mx = torch::empty_like(avg);
-  const float* xp = input(x, x.numel(), "x");
-  const float* wp = input(w, N * C, "w");
-  float* ap = avg.data_ptr<float>();
-  float* mp = mx.data_ptr<float>();
+// Mean and max over channels of x * w[n, c] (w may be null = 1): x (N, C, P) -> avg[n * stride + p],
+// max[n * stride + p]. Four channels per sweep of the accumulators: one load and store of them per
+// four rows of x.
+void pool_channels_into(const float* xp, const float* wp, int64_t N, int64_t C, int64_t P, float* ap, float* mp, int64_t stride) {
   const int64_t chunks = (P + kChunk - 1) / kChunk;
   at::parallel_for(0, N * chunks, 1, [&](int64_t begin, int64_t end) {
     float s[kChunk], m[kChunk];
@@ -96,9 +111,27 @@ std::vector<torch::Tensor> pool_channels(const torch::Tensor& x, const c10::opti
 #pragma omp simd
         for (int64_t j = 0; j < len; ++j) { const float v = rc[j] * wc; s[j] += v; m[j] = max2(m[j], v); }
       }
-      for (int64_t j = 0; j < len; ++j) { ap[n * P + p0 + j] = s[j] / static_cast<float>(C); mp[n * P + p0 + j] = m[j]; }
+      for (int64_t j = 0; j < len; ++j) { ap[n * stride + p0 + j] = s[j] / static_cast<float>(C); mp[n * stride + p0 + j] = m[j]; }
     }
   });
+}
+}  // namespace
+
+// Mean and max over H*W of every (n, c) plane: x (N, C, P) -> avg (N, C), max (N, C).
+std::vector<torch::Tensor> pool_spatial(const torch::Tensor& x) {
+  auto avg = torch::empty({x.size(0), x.size(1)}, x.options());
+  auto mx = torch::empty_like(avg);
+  const int64_t planes = x.size(0) * x.size(1);
+  pool_spatial_into(input(x, x.numel(), "x"), planes, x.numel() / planes, avg.data_ptr<float>(), mx.data_ptr<float>());
+  return {avg, mx};
+}
+
+// Mean and max over channels of x * w[n, c] (w may be undefined = 1): x (N, C, P) -> (N, P) each.
+std::vector<torch::Tensor> pool_channels(const torch::Tensor& x, const c10::optional<torch::Tensor>& w) {
+  const int64_t N = x.size(0), C = x.size(1), P = x.numel() / (N * C);
+  auto avg = torch::empty({N, P}, x.options());
+  auto mx = torch::empty_like(avg);
+  pool_channels_into(input(x, x.numel(), "x"), input(w, N * C, "w"), N, C, P, avg.data_ptr<float>(), mx.data_ptr<float>(), P);
   return {avg, mx};
 }
 
@@ -147,18 +180,11 @@ torch::Tensor scale(const torch::Tensor& x, const c10::optional<torch::Tensor>& 
   return y;
 }
 
-// The k x k convolution (stride 1, zero padding k/2) of CBAM's spatial attention, 2 maps -> 1:
-// maps (N, 2, H, W), weight (1, 2, k, k), bias (1) or undefined -> (N, H*W). oneDNN spends ~0.7 ms
-// on this 2.5 MMAC convolution at 8 x 56 x 56; a direct loop needs a fraction of that.
-torch::Tensor conv_two_to_one(const torch::Tensor& maps, const torch::Tensor& weight, const c10::optional<torch::Tensor>& bias) {
-  const int64_t N = maps.size(0), H = maps.size(2), W = maps.size(3), k = weight.size(3), pad = k / 2;
-  auto out = torch::empty({N, H * W}, maps.options());
-  TORCH_CHECK(maps.dim() == 4 && maps.size(1) == 2 && k % 2 == 1, "attnzoo fused kernels: conv_two_to_one needs (N, 2, H, W) maps and an odd kernel");
-  const float* mp = input(maps, maps.numel(), "maps");
-  const float* wp = input(weight, 2 * k * k, "weight");
-  const float* bp = input(bias, 1, "bias");
-  const float b = bp ? bp[0] : 0.f;
-  float* op = out.data_ptr<float>();
+namespace {
+// The k x k convolution (stride 1, zero padding k/2) of CBAM's spatial attention, 2 maps -> 1,
+// then the logistic function if `logistic`: maps (N, 2, H, W), weight (2, k, k) -> out (N, H*W).
+void conv_two_to_one_into(const float* mp, int64_t N, int64_t H, int64_t W, const float* wp, int64_t k, float b, float* op, bool logistic) {
+  const int64_t pad = k / 2;
   constexpr int64_t kBlock = 32;  // outputs per block: 4 registers of accumulators, 4 independent add chains
   const int64_t Wp = W + 2 * pad + kBlock;  // (+ kBlock: the last block may read past the row; zeros)
   at::parallel_for(0, N * H, 1, [&](int64_t begin, int64_t end) {
@@ -185,10 +211,28 @@ torch::Tensor conv_two_to_one(const torch::Tensor& maps, const torch::Tensor& we
             for (int64_t q = 0; q < kBlock; ++q) acc[q] += w * src[q];
           }
         }
+        if (logistic) {
+#pragma omp simd
+          for (int64_t q = 0; q < kBlock; ++q) acc[q] = sigmoid(acc[q]);
+        }
         for (int64_t q = 0; q < std::min(kBlock, W - j0); ++q) o[j0 + q] = acc[q];
       }
     }
   });
+}
+}  // namespace
+
+// CBAM's spatial convolution alone: maps (N, 2, H, W), weight (1, 2, k, k), bias (1) or undefined
+// -> (N, H*W). oneDNN spends ~0.7 ms on this 2.5 MMAC convolution at 8 x 56 x 56; a direct loop
+// needs a fraction of that.
+torch::Tensor conv_two_to_one(const torch::Tensor& maps, const torch::Tensor& weight, const c10::optional<torch::Tensor>& bias) {
+  TORCH_CHECK(maps.dim() == 4 && maps.size(1) == 2 && weight.dim() == 4 && weight.size(3) % 2 == 1,
+              "attnzoo fused kernels: conv_two_to_one needs (N, 2, H, W) maps and an odd kernel");
+  const int64_t N = maps.size(0), H = maps.size(2), W = maps.size(3), k = weight.size(3);
+  auto out = torch::empty({N, H * W}, maps.options());
+  const float* bp = input(bias, 1, "bias");
+  conv_two_to_one_into(input(maps, maps.numel(), "maps"), N, H, W, input(weight, 2 * k * k, "weight"), k, bp ? bp[0] : 0.f,
+                       out.data_ptr<float>(), false);
   return out;
 }
 
@@ -296,27 +340,6 @@ torch::Tensor ha_spatial_map(const torch::Tensor& m, const torch::Tensor& w1, co
   return out;
 }
 
-namespace {
-// e^(-t) for t in [0, 87.3] (so that 2^n stays a normal float), vectorisable: t = n ln2 + r with
-// |r| <= ln2/2 (ln2 split in two for an exact product), e^-r by Cephes' degree-7 expf polynomial
-// (about 1 ulp), 2^n by writing the exponent bits. Inline, so the loop around it stays in registers.
-inline float exp_neg(float t) {
-  const float n = std::floor(-t * 1.44269504088896341f + 0.5f);
-  const float r = -t - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float two_n;
-  std::memcpy(&two_n, &bits, sizeof two_n);
-  return p * two_n;
-}
-}  // namespace
-
 // HA-CNN soft attention applied: y = x * sigmoid(max(s[n, p] * u[n, c] + v[c], 0)).
 // The ReLU makes the sigmoid's argument t >= 0, so e^-t lies in (0, 1]; past t = 87.3 the gate is 1.
 torch::Tensor rank1_sigmoid_scale(const torch::Tensor& x, const torch::Tensor& s, const torch::Tensor& u, const torch::Tensor& v) {
@@ -344,6 +367,111 @@ torch::Tensor rank1_sigmoid_scale(const torch::Tensor& x, const torch::Tensor& s
   return y;
 }
 
+namespace {
+// out[m, j] = sum_k a[m, k] w[j, k] + bias[j] (bias may be null), for the few rows m of pooled
+// descriptors a (M, K) and a linear layer's weight w (J, K). MKL reaches ~45 GFLOP/s on these
+// shapes on one core and nothing more on two; each weight row here stays in L1 while four rows
+// of a go past it (four independent accumulators), split over the threads by weight rows.
+void linear_rows(const float* a, int64_t M, int64_t K, const float* w, int64_t J, const float* bias, float* out) {
+  at::parallel_for(0, J, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      const float* wj = w + j * K;
+      const float b = bias ? bias[j] : 0.f;
+      int64_t m = 0;
+      for (; m + 4 <= M; m += 4) {
+        const float *a0 = a + m * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
+        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+        for (int64_t k = 0; k < K; ++k) { s0 += a0[k] * wj[k]; s1 += a1[k] * wj[k]; s2 += a2[k] * wj[k]; s3 += a3[k] * wj[k]; }
+        out[m * J + j] = s0 + b; out[(m + 1) * J + j] = s1 + b; out[(m + 2) * J + j] = s2 + b; out[(m + 3) * J + j] = s3 + b;
+      }
+      for (; m < M; ++m) {
+        const float* am = a + m * K;
+        float s0 = 0.f;
+#pragma omp simd reduction(+ : s0)
+        for (int64_t k = 0; k < K; ++k) s0 += am[k] * wj[k];
+        out[m * J + j] = s0 + b;
+      }
+    }
+  });
+}
+
+constexpr int64_t kGroupBytes = 4 << 20;  // x per group of images: its later passes find it in the cache
+}  // namespace
+
+// CBAM, or one of its halves, applied in eval mode, optionally as a residual block's end:
+//   y = x * Mc[n, c] * Ms[n, p] (+ r), then max(y, 0) if relu, where
+//   Mc = sigmoid(W2 (relu(W1 avg_p(x) + b1) + relu(W1 max_p(x) + b1)) + 2 b2)   (the shared MLP;
+//        W2 is linear, so its two calls are one on the summed hidden vectors),
+//   Ms = sigmoid(conv_k([mean_c(x * Mc); max_c(x * Mc)]) + cb)   (maps swapped if max_first).
+// No channel half if w1 is undefined, no spatial half if conv_w is; BatchNorm after the conv (the
+// official variant) must be folded into conv_w / conv_b by the caller. Images go through in groups
+// of about kGroupBytes (or `group` images if > 0): pooled, gated and scaled before the next group, so
+// the second and third passes over a group read the cache, not memory.
+torch::Tensor cbam(const torch::Tensor& x, const c10::optional<torch::Tensor>& r, bool relu,
+                   const c10::optional<torch::Tensor>& w1, const c10::optional<torch::Tensor>& b1,
+                   const c10::optional<torch::Tensor>& w2, const c10::optional<torch::Tensor>& b2,
+                   const c10::optional<torch::Tensor>& conv_w, const c10::optional<torch::Tensor>& conv_b,
+                   bool max_first, int64_t group) {
+  TORCH_CHECK(x.dim() == 4, "attnzoo fused kernels: cbam needs (N, C, H, W) input");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), P = H * W;
+  const float* xp = input(x, x.numel(), "x");
+  const float* rp = input(r, x.numel(), "r");
+  const bool channel = w1.has_value(), spatial = conv_w.has_value();
+  int64_t hidden = 0, k = 0;
+  const float *w1p = nullptr, *w2p = nullptr;
+  if (channel) {
+    TORCH_CHECK(w1->dim() == 2 && w1->size(1) == C && w2.has_value(), "attnzoo fused kernels: cbam needs w1 (h, C) and w2 (C, h)");
+    hidden = w1->size(0);
+    w1p = input(*w1, hidden * C, "w1");
+    w2p = input(*w2, C * hidden, "w2");
+  }
+  const float* kw = nullptr;
+  float kb = 0.f;
+  if (spatial) {
+    TORCH_CHECK(conv_w->dim() == 4 && conv_w->size(3) % 2 == 1, "attnzoo fused kernels: cbam needs an odd (1, 2, k, k) conv weight");
+    k = conv_w->size(3);
+    kw = input(*conv_w, 2 * k * k, "conv_w");
+    const float* bp = input(conv_b, 1, "conv_b");
+    kb = bp ? bp[0] : 0.f;
+  }
+  if (group <= 0) group = std::max<int64_t>(1, kGroupBytes / std::max<int64_t>(1, C * P * 4));
+  const int64_t groups = (N + group - 1) / group;
+  group = (N + groups - 1) / groups;  // as even as the count of groups allows
+
+  auto y = torch::empty_like(x);
+  auto pools = torch::empty({2 * group, C}, x.options());  // group rows of means, then group rows of maxima
+  auto hidden_rows = torch::empty({2 * group, hidden}, x.options());
+  auto mc = torch::empty({group, C}, x.options());
+  auto maps = torch::empty({group, 2, P}, x.options());
+  auto ms = torch::empty({group, P}, x.options());
+  const float *b1p = input(b1, hidden, "b1"), *b2p = input(b2, C, "b2");
+  std::vector<float> twice_b2(b2p ? C : 0);
+  for (size_t c = 0; c < twice_b2.size(); ++c) twice_b2[c] = 2.f * b2p[c];
+  for (int64_t n0 = 0; n0 < N; n0 += group) {
+    const int64_t G = std::min(group, N - n0), offset = n0 * C * P;
+    const float* xg = xp + offset;
+    float* mcp = nullptr;
+    if (channel) {
+      float *pp = pools.data_ptr<float>(), *hp = hidden_rows.data_ptr<float>();
+      mcp = mc.data_ptr<float>();
+      pool_spatial_into(xg, G * C, P, pp, pp + G * C);
+      linear_rows(pp, 2 * G, C, w1p, hidden, b1p, hp);
+      for (int64_t i = 0; i < G * hidden; ++i) hp[i] = max2(hp[i], 0.f) + max2(hp[i + G * hidden], 0.f);
+      linear_rows(hp, G, hidden, w2p, C, b2p ? twice_b2.data() : nullptr, mcp);
+      for (int64_t i = 0; i < G * C; ++i) mcp[i] = sigmoid(mcp[i]);
+    }
+    if (spatial) {
+      float* mp = maps.data_ptr<float>();
+      pool_channels_into(xg, mcp, G, C, P, max_first ? mp + P : mp, max_first ? mp : mp + P, 2 * P);
+      conv_two_to_one_into(mp, G, H, W, kw, k, kb, ms.data_ptr<float>(), true);
+    }
+    (relu ? scale_planes<true> : scale_planes<false>)(xg, mcp, spatial ? ms.data_ptr<float>() : nullptr, rp ? rp + offset : nullptr,
+                                                     y.data_ptr<float>() + offset, G, C, P);
+  }
+  return y;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pool_spatial", &pool_spatial);
   m.def("pool_channels", &pool_channels);
@@ -352,4 +480,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("means", &means);
   m.def("ha_spatial_map", &ha_spatial_map);
   m.def("rank1_sigmoid_scale", &rank1_sigmoid_scale);
+  m.def("cbam", &cbam);
 }
