@@ -12,7 +12,8 @@ from tests.conftest import randomize_
 pytestmark = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler to build the kernels")
 
 FUSED = [("cbam", {}), ("cbam", {"variant": "official"}), ("cbam_channel", {}), ("cbam_spatial", {}),
-         ("cbam_spatial", {"variant": "official"}), ("ha_soft", {})]
+         ("cbam_spatial", {"variant": "official"}), ("se", {}), ("se", {"bias": False}), ("cbam", {"bias": False}),
+         ("ha_soft", {})]
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +58,18 @@ def test_fused_path_is_taken_only_without_autograd_and_hooks(kernels, monkeypatc
     assert calls == []
     with torch.no_grad():
         expected = m(x)  # one kernel call does the whole module
-    assert calls == ["cbam"]
+    assert calls == ["pooled_gates"]
     calls.clear()
     seen = []
     handle = m.spatial.gate.register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
     with torch.no_grad():
         out = m(x)  # a hook on a part the kernel would skip: the halves run, and the hook sees it
     handle.remove()
-    assert calls == ["cbam"] and seen == [(2, 1, 5, 5)]  # (the unhooked channel half takes its kernel)
+    assert calls == ["pooled_gates"] and seen == [(2, 1, 5, 5)]  # (the unhooked channel half takes its kernel)
     torch.testing.assert_close(out, expected)
 
 
-@pytest.mark.parametrize("name, options", FUSED[:5])
+@pytest.mark.parametrize("name, options", FUSED[:-1])
 @pytest.mark.parametrize("group", [1, 2, 3, 5])
 def test_cbam_kernel_is_independent_of_the_image_groups(kernels, name, options, group):
     # The kernel pools, gates and scales a group of images at a time; any grouping gives one result.
@@ -87,13 +88,13 @@ def test_cbam_kernel_is_independent_of_the_image_groups(kernels, name, options, 
 
 
 class _Grouped:
-    """The kernel module with ``cbam`` forced to a given number of images per group."""
+    """The kernel module with ``pooled_gates`` forced to a given number of images per group."""
 
     def __init__(self, kernels, group):
         self.kernels, self.group = kernels, group
 
-    def cbam(self, *args):
-        return self.kernels.cbam(*args[:-1], self.group)
+    def pooled_gates(self, *args):
+        return self.kernels.pooled_gates(*args[:-1], self.group)
 
 
 def test_cbam_kernel_saturated_gates(kernels):
@@ -207,3 +208,16 @@ def test_rank1_sigmoid_scale_is_exact_over_the_whole_range(kernels):
     t = (s.double()[:, None, :] * u.double()[:, :, None] + v.double()[None, :, None]).clamp_min(0)
     expected = x.double() * torch.sigmoid(t).view(n, c, h, w)
     torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name, swap", [("se", lambda m: setattr(m, "act", torch.nn.GELU())),
+                                        ("cbam", lambda m: m.channel.mlp.__setitem__(1, torch.nn.SiLU())),
+                                        ("cbam_spatial", lambda m: setattr(m, "gate", torch.nn.Hardsigmoid()))])
+def test_swapped_activation_takes_the_pytorch_path(kernels, name, swap):
+    # The kernel computes ReLU and sigmoid; a module whose activation was replaced must not use it.
+    m = randomize_(attnzoo.create_attn(name, 16)).eval()
+    swap(m)
+    x = torch.randn(2, 16, 5, 6)
+    with torch.no_grad():
+        assert m.fused_apply(fused._state["module"], x) is None
+    torch.testing.assert_close(*fused_then_pytorch(lambda: m(x)))

@@ -178,18 +178,22 @@ class CBAM(AttentionModule):
 
 
 def _fused_cbam(kernels, x, identity, relu, channel: Optional[CBAMChannel], spatial: Optional[CBAMSpatial]) -> Optional[torch.Tensor]:
-    """CBAM or one of its halves in one kernel call (``fused_kernels.cpp``: ``cbam``)."""
+    """CBAM or one of its halves in one kernel call (``fused_kernels.cpp``: ``pooled_gates``)."""
     mlp: tuple = (None, None, None, None)
     if channel is not None:
-        fc1, _, fc2 = channel.mlp
+        fc1, act, fc2 = channel.mlp
+        if type(act) is not nn.ReLU or type(channel.gate) is not nn.Sigmoid:  # (what the kernel computes)
+            return None
         mlp = (fc1.weight.flatten(1), fc1.bias, fc2.weight.flatten(1), fc2.bias)
     conv: Optional[tuple] = (None, None)
     if spatial is not None:
+        if type(spatial.gate) is not nn.Sigmoid:
+            return None
         conv = spatial.folded_conv()
         if conv is None:
             return None
     max_first = spatial is not None and spatial.variant == "official"
-    return kernels.cbam(x, identity, relu, *mlp, *conv, max_first, 0)
+    return kernels.pooled_gates(x, identity, relu, *mlp, True, *conv, max_first, 0)
 
 
 def _apply_gates(x: torch.Tensor, channel_gate: Optional[torch.Tensor], spatial_gate: Optional[torch.Tensor]) -> torch.Tensor:

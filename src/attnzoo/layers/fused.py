@@ -1,24 +1,26 @@
-"""Optional fused CPU kernels for CBAM (and its halves) and HA soft attention.
+"""Optional fused CPU kernels for SE, CBAM (and its halves) and HA soft attention.
 
 In eager PyTorch every pooling and every elementwise step is its own pass over the feature map;
 these C++ kernels (``fused_kernels.cpp``, parallelised with ATen's thread pool) do a module's work
-in the passes its equation needs: pool once, scale once. (SE, whose PyTorch mean and multiply are
-already one pass each, gained nothing measurable, so it stays on PyTorch ops.) They are off by default — the library is
-pure PyTorch — and are built on first use with ``torch.utils.cpp_extension`` (needs a C++ compiler
-and ``ninja``; about a minute, then cached)::
+in the passes its equation needs: pool once, scale once. SE and CBAM run as one kernel call each
+(``pooled_gates``) that takes a cache-sized group of images at a time through pooling, MLP, spatial
+convolution and the apply pass, so the later passes over a group find much of it in the cache. They
+are off by default — the library is pure PyTorch — and are built on first use with
+``torch.utils.cpp_extension`` (needs a C++ compiler and ``ninja``; about a minute, then cached)::
 
     import attnzoo
     attnzoo.layers.fused.enable()     # True if the kernels built; False (with a warning) if not
 
 They are used only where they compute exactly what the PyTorch path computes and nothing needs
 more: fp32 contiguous CPU tensors, no autograd (``torch.no_grad`` / ``inference_mode``), not while
-``torch.compile`` traces, and no forward hook on a module whose forward the kernel replaces (a hook
-must see what it watches run). Tests check each module's fused output against its PyTorch path.
+``torch.compile`` traces, the module's activations the stock ones, BatchNorms in eval mode, and no
+forward hook on a module whose forward the kernel replaces (a hook must see what it watches run).
+Tests check each module's fused output against its PyTorch path.
 
 ResNet blocks also end in one pass with them: ``relu(attn(x) + identity)`` for gating modules
 (SE, eSE, ECA, CBAM and its halves, HA-CNN's spatial and channel attention; see
-``AttentionModule.gate_factors``) and ``relu(x + identity)`` without attention, so a benchmark
-against the plain network compares like with like.
+``AttentionModule.gate_factors`` and ``fused_apply``) and ``relu(x + identity)`` without attention,
+so a benchmark against the plain network compares like with like.
 """
 
 from __future__ import annotations

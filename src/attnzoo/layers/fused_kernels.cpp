@@ -399,21 +399,23 @@ void linear_rows(const float* a, int64_t M, int64_t K, const float* w, int64_t J
 constexpr int64_t kGroupBytes = 4 << 20;  // x per group of images: its later passes find it in the cache
 }  // namespace
 
-// CBAM, or one of its halves, applied in eval mode, optionally as a residual block's end:
+// SE, CBAM or one of CBAM's halves, applied in eval mode, optionally as a residual block's end:
 //   y = x * Mc[n, c] * Ms[n, p] (+ r), then max(y, 0) if relu, where
-//   Mc = sigmoid(W2 (relu(W1 avg_p(x) + b1) + relu(W1 max_p(x) + b1)) + 2 b2)   (the shared MLP;
-//        W2 is linear, so its two calls are one on the summed hidden vectors),
-//   Ms = sigmoid(conv_k([mean_c(x * Mc); max_c(x * Mc)]) + cb)   (maps swapped if max_first).
-// No channel half if w1 is undefined, no spatial half if conv_w is; BatchNorm after the conv (the
-// official variant) must be folded into conv_w / conv_b by the caller. Images go through in groups
-// of about kGroupBytes (or `group` images if > 0): pooled, gated and scaled before the next group, so
-// the second and third passes over a group read the cache, not memory.
-torch::Tensor cbam(const torch::Tensor& x, const c10::optional<torch::Tensor>& r, bool relu,
-                   const c10::optional<torch::Tensor>& w1, const c10::optional<torch::Tensor>& b1,
-                   const c10::optional<torch::Tensor>& w2, const c10::optional<torch::Tensor>& b2,
-                   const c10::optional<torch::Tensor>& conv_w, const c10::optional<torch::Tensor>& conv_b,
-                   bool max_first, int64_t group) {
-  TORCH_CHECK(x.dim() == 4, "attnzoo fused kernels: cbam needs (N, C, H, W) input");
+//   Mc = sigmoid(W2 relu(W1 avg_p(x) + b1) + b2)                                    (SE), or
+//   Mc = sigmoid(W2 (relu(W1 avg_p(x) + b1) + relu(W1 max_p(x) + b1)) + 2 b2)       (with_max: CBAM's
+//        shared MLP on both descriptors; W2 is linear, so its two calls are one on the summed
+//        hidden vectors),
+//   Ms = sigmoid(conv_k([mean_c(x * Mc); max_c(x * Mc)]) + cb)   (CBAM; maps swapped if max_first).
+// No channel gate if w1 is undefined, no spatial gate if conv_w is; BatchNorm after the conv (the
+// official CBAM variant) must be folded into conv_w / conv_b by the caller. Images go through in
+// groups of about kGroupBytes (or `group` images if > 0): pooled, gated and scaled before the next
+// group, so the later passes over a group find much of it in the cache.
+torch::Tensor pooled_gates(const torch::Tensor& x, const c10::optional<torch::Tensor>& r, bool relu,
+                           const c10::optional<torch::Tensor>& w1, const c10::optional<torch::Tensor>& b1,
+                           const c10::optional<torch::Tensor>& w2, const c10::optional<torch::Tensor>& b2, bool with_max,
+                           const c10::optional<torch::Tensor>& conv_w, const c10::optional<torch::Tensor>& conv_b,
+                           bool max_first, int64_t group) {
+  TORCH_CHECK(x.dim() == 4, "attnzoo fused kernels: pooled_gates needs (N, C, H, W) input");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), P = H * W;
   const float* xp = input(x, x.numel(), "x");
   const float* rp = input(r, x.numel(), "r");
@@ -421,7 +423,7 @@ torch::Tensor cbam(const torch::Tensor& x, const c10::optional<torch::Tensor>& r
   int64_t hidden = 0, k = 0;
   const float *w1p = nullptr, *w2p = nullptr;
   if (channel) {
-    TORCH_CHECK(w1->dim() == 2 && w1->size(1) == C && w2.has_value(), "attnzoo fused kernels: cbam needs w1 (h, C) and w2 (C, h)");
+    TORCH_CHECK(w1->dim() == 2 && w1->size(1) == C && w2.has_value(), "attnzoo fused kernels: pooled_gates needs w1 (h, C) and w2 (C, h)");
     hidden = w1->size(0);
     w1p = input(*w1, hidden * C, "w1");
     w2p = input(*w2, C * hidden, "w2");
@@ -429,7 +431,7 @@ torch::Tensor cbam(const torch::Tensor& x, const c10::optional<torch::Tensor>& r
   const float* kw = nullptr;
   float kb = 0.f;
   if (spatial) {
-    TORCH_CHECK(conv_w->dim() == 4 && conv_w->size(3) % 2 == 1, "attnzoo fused kernels: cbam needs an odd (1, 2, k, k) conv weight");
+    TORCH_CHECK(conv_w->dim() == 4 && conv_w->size(3) % 2 == 1, "attnzoo fused kernels: pooled_gates needs an odd (1, 2, k, k) conv weight");
     k = conv_w->size(3);
     kw = input(*conv_w, 2 * k * k, "conv_w");
     const float* bp = input(conv_b, 1, "conv_b");
@@ -456,9 +458,9 @@ torch::Tensor cbam(const torch::Tensor& x, const c10::optional<torch::Tensor>& r
       float *pp = pools.data_ptr<float>(), *hp = hidden_rows.data_ptr<float>();
       mcp = mc.data_ptr<float>();
       pool_spatial_into(xg, G * C, P, pp, pp + G * C);
-      linear_rows(pp, 2 * G, C, w1p, hidden, b1p, hp);
-      for (int64_t i = 0; i < G * hidden; ++i) hp[i] = max2(hp[i], 0.f) + max2(hp[i + G * hidden], 0.f);
-      linear_rows(hp, G, hidden, w2p, C, b2p ? twice_b2.data() : nullptr, mcp);
+      linear_rows(pp, with_max ? 2 * G : G, C, w1p, hidden, b1p, hp);
+      for (int64_t i = 0; i < G * hidden; ++i) hp[i] = max2(hp[i], 0.f) + (with_max ? max2(hp[i + G * hidden], 0.f) : 0.f);
+      linear_rows(hp, G, hidden, w2p, C, b2p && with_max ? twice_b2.data() : b2p, mcp);
       for (int64_t i = 0; i < G * C; ++i) mcp[i] = sigmoid(mcp[i]);
     }
     if (spatial) {
@@ -480,5 +482,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("means", &means);
   m.def("ha_spatial_map", &ha_spatial_map);
   m.def("rank1_sigmoid_scale", &rank1_sigmoid_scale);
-  m.def("cbam", &cbam);
+  m.def("pooled_gates", &pooled_gates);
 }

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import AttentionModule, hidden_width, pointwise
+from .fused import fused_forward
 from .registry import register_attn
 
 
@@ -45,10 +46,18 @@ class SqueezeExcite(AttentionModule):
         # same result), which skips the convolution machinery (~100 µs per call on CPU).
         return self.gate(pointwise(self.fc2, self.act(pointwise(self.fc1, x.mean((2, 3)))))), None
 
+    def fused_apply(self, kernels, x, identity=None, relu=False):
+        # Pool, MLP and scale a cache-sized group of images at a time (fused_kernels.cpp); the
+        # kernel knows ReLU and sigmoid only, so a swapped-in activation takes the PyTorch path.
+        if type(self.act) is not nn.ReLU or type(self.gate) is not nn.Sigmoid:
+            return None
+        mlp = (self.fc1.weight.flatten(1), self.fc1.bias, self.fc2.weight.flatten(1), self.fc2.bias)
+        return kernels.pooled_gates(x, identity, relu, *mlp, False, None, None, False, 0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        # (No fused kernel: PyTorch's mean and broadcast multiply are already one pass each.)
-        return x * self.gate_factors(x)[0][:, :, None, None]
+        y = fused_forward(self, x)
+        return x * self.gate_factors(x)[0][:, :, None, None] if y is None else y
 
 
 class HardSigmoid(nn.Module):
