@@ -21,24 +21,31 @@ def test_timing_records_every_candidate_with_consistent_statistics():
     assert calls == {"a": 7, "b": 7}
     assert all(r["min"] <= r["median"] <= r["max"] and r["rounds"] == 5 for r in result.values())
     paired = time_paired(make("a"), {"b": make("b")}, rounds=4, warmup=1)
-    assert paired["__reference__"]["rounds"] == 4 and paired["b"]["rounds"] == 4
+    assert paired["__reference__"]["rounds"] == 8 and paired["b"]["rounds"] == 4  # (b's pairs and the control's)
+    assert calls == {"a": 7 + 3 + 3 * 4, "b": 7 + 1 + 4}  # (the control pairs the reference with itself)
 
 
 def test_paired_ratio_is_the_median_of_per_round_ratios(monkeypatch):
     # A fake clock: round 2 is slow for both (a burst of load on the machine). Per-round ratios are
     # 2, 1, 3, 2 -> 2; the ratio of the two medians (2.5 / 1) would be thrown by the burst.
     clock = [0.0]
-    ref_times, cand_times = iter([1, 10, 1, 1]), iter([2, 10, 3, 2])
+    order = []
+    # Calls, round by round: (ref, b) (ref, ref) | (ref, ref) (b, ref) | (ref, b) (ref, ref) | (ref, ref) (b, ref);
+    # the reference paired with b in round 1 is the 6th reference call.
+    ref_times, cand_times = iter([1] * 5 + [10] + [1] * 6), iter([2, 10, 3, 2])
     monkeypatch.setattr("attnzoo.bench.timing.time.perf_counter", lambda: clock[0])
 
-    def advance(times):
+    def advance(name, times):
         def run():
+            order.append(name)
             clock[0] += next(times)
         return run
 
-    paired = time_paired(advance(ref_times), {"b": advance(cand_times)}, rounds=4, warmup=0)
-    assert paired["b"]["ratio"] == 2.0
+    paired = time_paired(advance("ref", ref_times), {"b": advance("b", cand_times)}, rounds=4, warmup=0)
+    assert paired["b"]["ratio"] == 2.0 and paired["__control__"]["ratio"] == 1.0
     assert paired["b"]["median"] == 2.5 and paired["b"]["reference_median"] == 1.0
+    # The reference goes first in even rounds and second in odd ones.
+    assert [order[i] for i in (0, 1, 6, 7, 8, 9, 14, 15)] == ["ref", "b", "b", "ref", "ref", "b", "b", "ref"]
 
 
 def test_saved_activation_bytes_counts_distinct_storages():
@@ -70,4 +77,5 @@ def test_bench_models_ratios_to_plain(tmp_path):
     result = json.loads((out / "models-cpu-fp32.json").read_text())
     rows = {r["name"]: r for r in result["rows"]}
     assert rows["plain"]["forward_ratio"] == 1.0 and rows["se"]["params"] > rows["plain"]["params"]
-    assert result["setup"]["reference"] == "plain"
+    assert result["setup"]["reference"] == "plain" and result["setup"]["control_ratio"] > 0
+    assert "Control: the plain cifar_resnet8 paired with itself" in (out / "models-cpu-fp32.md").read_text()

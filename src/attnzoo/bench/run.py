@@ -146,7 +146,7 @@ def bench_modules(
         modules[name] = create_module(name, channels).to(dev).eval()
     inputs = {name: (x, y) if name != "copy" and module_kind(name) == "fusion" else (x,) for name in modules}
     run = {name: (torch.compile(m) if compile and name != "copy" else m) for name, m in modules.items()}
-    # Each module is timed right after its own copy of the input, every round: see time_paired.
+    # Each module is timed next to its own copy of the input, every round: see time_paired.
     fwd = _time_against("copy", {n: _forward(run[n], inputs[n], dev, dtype) for n in run}, rounds, warmup)
     bwd = {}
     if backward:
@@ -180,7 +180,9 @@ def bench_modules(
         "kind": "modules",
         "setup": {"input_shape": [batch, channels, size, size], "dtype": dtype, "mode": "eval (forward); train (forward+backward)",
                   "rounds": rounds, "warmup": warmup, "compile": compile, "channels_last": channels_last, "device": str(dev),
-                  "reference": "copy = x.clone(), timed right before each module in every round; ratio = median over rounds of module time / that copy's time"},
+                  "reference": "copy = x.clone(), timed next to each module call in every round (before it in even rounds, after it in odd ones); "
+                               "ratio = median over rounds of module time / that copy's time",
+                  "control_ratio": fwd.get("__control__", {}).get("ratio")},
         "machine": machine_info(torch.get_num_threads()),
         "rows": rows,
     }
@@ -222,7 +224,7 @@ def bench_models(
         models[label] = create_model(model, attn=v.attn, fusion=v.fusion, **kwargs).to(dev).to(memory_format=fmt).eval()
     run = {n: (torch.compile(m) if compile else m) for n, m in models.items()}
     ref = "plain" if "plain" in models else next(iter(models))
-    # As for modules: the plain model runs right before every variant, each round (see time_paired).
+    # As for modules: the plain model runs next to every variant, each round (see time_paired).
     fwd = _time_against(ref, {n: _forward(run[n], (x,), dev, dtype) for n in run}, rounds, warmup)
     bwd = {}
     if backward:
@@ -248,7 +250,9 @@ def bench_models(
         "kind": "models",
         "setup": {"model": model, "input_shape": [batch, 3, size, size], "dtype": dtype, "mode": "eval (forward)" + (", train (forward+backward)" if backward else ""),
                   "rounds": rounds, "warmup": warmup, "compile": compile, "channels_last": channels_last, "device": str(dev), "reference": ref,
-                  "pairing": f"{ref} timed right before each variant in every round; ratio = median over rounds of variant time / that {ref} time"},
+                  "pairing": f"{ref} timed next to each variant call in every round (before it in even rounds, after it in odd ones); "
+                             f"ratio = median over rounds of variant time / that {ref} time",
+                  "control_ratio": fwd.get("__control__", {}).get("ratio")},
         "machine": machine_info(torch.get_num_threads()),
         "rows": rows,
     }
@@ -306,6 +310,9 @@ def to_markdown(result: dict[str, Any]) -> str:
     if result["kind"] == "modules":
         lines += ["", "floor ×: passes over memory the module needs in principle, in copies of the input: "
                   + "; ".join(f"{k} {v[0]} ({v[1]})" for k, v in MEMORY_FLOOR.items() if any(r["name"] == k for r in result["rows"]))]
+    if s.get("control_ratio") is not None:
+        lines += ["", f"Control: the {ref} paired with itself (an A/A pair, timed like every row) gave ×{s['control_ratio']:.3f}; "
+                  "ratios closer to 1 than its distance from 1 are within this run's resolution."]
     lines += ["", "MACs: convolutions and matrix products (FlopCounterMode / 2); pooling and elementwise ops are not counted."]
     return "\n".join(lines) + "\n"
 

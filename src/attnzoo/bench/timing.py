@@ -49,29 +49,35 @@ def forward_fn(model: torch.nn.Module, *inputs: torch.Tensor) -> Callable[[], ob
 
 
 def time_paired(reference: Callable[[], object], candidates: dict[str, Callable[[], object]], rounds: int = 20, warmup: int = 3) -> dict[str, dict[str, float]]:
-    """Like :func:`time_interleaved`, but the reference runs right before every candidate call,
-    and each candidate's ``ratio`` is the median over rounds of (its time / the reference time
-    just before it).
+    """Like :func:`time_interleaved`, but every candidate call is paired with a reference call next
+    to it — the reference first in even rounds, second in odd ones — and each candidate's ``ratio``
+    is the median over rounds of (its time / its pair's reference time).
 
     Neighbouring calls share the machine's state (caches, page mappings, clock, other tenants'
-    load), so a ratio taken within each pair cancels drifts that a ratio of two medians keeps.
+    load), so a ratio taken within each pair cancels drifts that a ratio of two medians keeps;
+    alternating the order cancels what going first or second does to a call (a cold cache, say).
+    ``"__control__"`` is an A/A pair, the reference against itself: its ratio shows the bias and
+    noise of the method in this run, the resolution of every other ratio.
     """
-    names = list(candidates)
+    names = list(candidates) + ["__control__"]
+    fns = {**candidates, "__control__": reference}
     for _ in range(warmup):
         for name in names:
             reference()
-            candidates[name]()
+            fns[name]()
     own: dict[str, list[float]] = {name: [] for name in names}
     refs: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
+            first, second = (reference, fns[name]) if r % 2 == 0 else (fns[name], reference)
             start = time.perf_counter()
-            reference()
+            first()
             mid = time.perf_counter()
-            candidates[name]()
+            second()
             end = time.perf_counter()
-            refs[name].append(mid - start)
-            own[name].append(end - mid)
+            ref_time, own_time = (mid - start, end - mid) if r % 2 == 0 else (end - mid, mid - start)
+            refs[name].append(ref_time)
+            own[name].append(own_time)
     result = {}
     for name in names:
         med, ref = statistics.median(own[name]), statistics.median(refs[name])
