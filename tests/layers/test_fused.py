@@ -141,6 +141,11 @@ def test_kernels_reject_unsuitable_tensors(kernels):
         k.scale(x, torch.ones(5), None, None, False)
     with pytest.raises(RuntimeError, match="contiguous float32"):
         k.scale(x, None, None, x.transpose(2, 3), True)
+    w = torch.randn(8, 3)
+    with pytest.raises(RuntimeError, match=r"needs w1 \(h, C\) and w2 \(C, h\)"):
+        k.pooled_gates(x, None, False, w.t().contiguous(), None, w, None, True, None, None, False, 0)
+    with pytest.raises(RuntimeError, match="b2 has 8 elements, expected 3"):
+        k.pooled_gates(x, None, False, w, None, w.t().contiguous(), torch.ones(8), True, None, None, False, 0)
 
 
 GATING = ["se", "ese", "eca", "cbam_channel", "cbam_spatial", "cbam", "ha_channel", "ha_spatial"]

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers.fused import gated_residual
+from ..layers._base import AttentionModule
+from ..layers.fused import gated_residual, hooked
 from ..layers.registry import get_attn_class, get_conv_class, get_fusion_class
 from .registry import register_model
 
@@ -119,10 +120,30 @@ def _block_end(block: Union[BasicBlock, Bottleneck], out: torch.Tensor, identity
         fast = gated_residual(out, identity, block.attn, block.relu)
         if fast is not None:
             return fast
+        gated = _gated_sum(out, identity, block.attn)
+        if gated is not None:
+            return block.relu(gated)
     if block.attn is not None:
         out = block.attn(out)
     out = out + identity if block.fusion is None else block.fusion(out, identity)
     return block.relu(out)
+
+
+def _gated_sum(x: torch.Tensor, identity: torch.Tensor, attn: Optional[nn.Module]) -> Optional[torch.Tensor]:
+    """``attn(x) + identity`` with the gate applied and the identity added in one pass
+    (``addcmul``) for modules that only gate their input (``gate_factors``), instead of a multiply
+    and an add; None for other modules, or while a hook watches one whose forward this skips."""
+    if not isinstance(attn, AttentionModule) or any(hooked(m) for m in attn.modules()):
+        return None
+    factors = attn.gate_factors(x)
+    if factors is None:
+        return None
+    n, c, h, w = x.shape
+    channel_gate, spatial_gate = factors
+    if channel_gate is not None and spatial_gate is not None:  # (CBAM) x ⊙ a, then ⊙ b in the addcmul
+        x, channel_gate = x * channel_gate.view(n, c, 1, 1), None
+    gate = channel_gate.view(n, c, 1, 1) if channel_gate is not None else spatial_gate.view(n, 1, h, w)
+    return torch.addcmul(identity, x, gate)
 
 
 class PadShortcut(nn.Module):
