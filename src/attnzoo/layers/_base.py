@@ -57,6 +57,20 @@ class AttentionModule(nn.Module):
         """
         return None
 
+    def gated_sum(self, x: torch.Tensor, identity: torch.Tensor) -> Optional[torch.Tensor]:
+        """``self(x) + identity`` for a module that only gates its input, with the gate applied and
+        the identity added in one ``addcmul`` pass (a residual block's end); None for other modules.
+        Skips ``forward``: the caller makes sure no hook watches it."""
+        factors = self.gate_factors(x)
+        if factors is None:
+            return None
+        n, c, h, w = x.shape
+        channel_gate, spatial_gate = factors
+        if channel_gate is not None and spatial_gate is not None:
+            x, channel_gate = x * channel_gate.view(n, c, 1, 1), None
+        gate = channel_gate.view(n, c, 1, 1) if channel_gate is not None else spatial_gate.view(n, 1, h, w)
+        return torch.addcmul(identity, x, gate)
+
     def fused_apply(
         self, kernels, x: torch.Tensor, identity: Optional[torch.Tensor] = None, relu: bool = False
     ) -> Optional[torch.Tensor]:

@@ -166,6 +166,12 @@ class CBAM(AttentionModule):
         mc = self.channel.gate_factors(x)[0]
         return mc, self.spatial.gate_factors(x * mc[:, :, None, None])[1]
 
+    def gated_sum(self, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        # (gate_factors would form x ⊙ Mc for the spatial pools and drop it; keep it instead)
+        refined = self.channel(x)
+        n, _, h, w = x.shape
+        return torch.addcmul(identity, refined, self.spatial.gate_factors(refined)[1].view(n, 1, h, w))
+
     def fused_apply(self, kernels, x, identity=None, relu=False):
         # x' = x ⊙ Mc is never stored (the channel pooling scales on the fly): with the apply pass
         # the tensor is read 3 times and written once, against 7 passes in eager PyTorch.

@@ -130,20 +130,11 @@ def _block_end(block: Union[BasicBlock, Bottleneck], out: torch.Tensor, identity
 
 
 def _gated_sum(x: torch.Tensor, identity: torch.Tensor, attn: Optional[nn.Module]) -> Optional[torch.Tensor]:
-    """``attn(x) + identity`` with the gate applied and the identity added in one pass
-    (``addcmul``) for modules that only gate their input (``gate_factors``), instead of a multiply
-    and an add; None for other modules, or while a hook watches one whose forward this skips."""
+    """``attn(x) + identity`` by ``attn.gated_sum`` (the gate applied and the identity added in one
+    pass); None for other modules, or while a hook watches one whose forward that skips."""
     if not isinstance(attn, AttentionModule) or any(hooked(m) for m in attn.modules()):
         return None
-    factors = attn.gate_factors(x)
-    if factors is None:
-        return None
-    n, c, h, w = x.shape
-    channel_gate, spatial_gate = factors
-    if channel_gate is not None and spatial_gate is not None:  # (CBAM) x ⊙ a, then ⊙ b in the addcmul
-        x, channel_gate = x * channel_gate.view(n, c, 1, 1), None
-    gate = channel_gate.view(n, c, 1, 1) if channel_gate is not None else spatial_gate.view(n, 1, h, w)
-    return torch.addcmul(identity, x, gate)
+    return attn.gated_sum(x, identity)
 
 
 class PadShortcut(nn.Module):
