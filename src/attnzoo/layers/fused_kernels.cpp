@@ -448,7 +448,7 @@ torch::Tensor pooled_gates(const torch::Tensor& x, const c10::optional<torch::Te
   auto maps = torch::empty({group, 2, P}, x.options());
   auto ms = torch::empty({group, P}, x.options());
   const float *b1p = input(b1, hidden, "b1"), *b2p = input(b2, C, "b2");
-  std::vector<float> twice_b2(b2p ? C : 0);
+  std::vector<float> twice_b2(b2p && with_max ? C : 0);  // (CBAM: the two MLP calls' biases, summed)
   for (size_t c = 0; c < twice_b2.size(); ++c) twice_b2[c] = 2.f * b2p[c];
   for (int64_t n0 = 0; n0 < N; n0 += group) {
     const int64_t G = std::min(group, N - n0), offset = n0 * C * P;
