@@ -164,6 +164,27 @@ def test_gated_residual_equals_the_block_end(kernels, name):
     torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.parametrize("name", ["se", "cbam", "eca", None])
+def test_outputs_past_the_streaming_size_equal_the_block_end(kernels, name):
+    # From 16 MiB on, the kernels write their output with streaming stores, a row at a time, 32-byte
+    # aligned in the middle and plain at both ends: an odd plane length puts every row's start at
+    # another alignment. Two images of 8.5 MB are two groups, the second pooled during the first's
+    # apply pass.
+    x, identity = torch.randn(2, 32, 257, 259), torch.randn(2, 32, 257, 259)
+    assert x.numel() * 4 >= 16 << 20
+    attn = randomize_(attnzoo.create_attn(name, 32)).eval() if name else None
+    with torch.no_grad():
+        got = fused.gated_residual(x, identity, attn, torch.nn.ReLU())
+        alone = attn(x) if attn else None
+        fused.enable(False)
+        expected_alone = attn(x) if attn else None
+        expected = torch.relu((expected_alone if attn else x) + identity)
+        fused.enable(True)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    if attn is not None:
+        torch.testing.assert_close(alone, expected_alone, rtol=1e-5, atol=1e-5)
+
+
 def test_gated_residual_declines_what_it_cannot_do(kernels):
     x = torch.randn(2, 16, 6, 5)
     relu = torch.nn.ReLU()

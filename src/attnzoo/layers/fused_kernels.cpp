@@ -9,6 +9,9 @@
 #include <cstring>
 #include <limits>
 #include <vector>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 namespace {
 constexpr int64_t kChunk = 2048;  // positions per work item of the channel pooling: 2 x 8 KiB accumulators in L1
@@ -59,27 +62,29 @@ const float* input(const c10::optional<torch::Tensor>& t, int64_t numel, const c
 }  // namespace
 
 namespace {
+// Mean and max of one row r[0, P).
+inline void pool_row(const float* r, int64_t P, float* mean, float* max) {
+  float t = 0.f, b = kLowest;
+  int64_t p = 0;
+  if (P >= 4 * kLanes) {  // long rows: kLanes partial results (shorter ones: the plain loop is faster)
+    float total[kLanes], best[kLanes];
+    for (int64_t k = 0; k < kLanes; ++k) { total[k] = 0.f; best[k] = kLowest; }
+    for (; p + kLanes <= P; p += kLanes) {
+#pragma omp simd
+      for (int64_t k = 0; k < kLanes; ++k) { total[k] += r[p + k]; best[k] = max2(best[k], r[p + k]); }
+    }
+    for (int64_t k = 0; k < kLanes; ++k) { t += total[k]; b = max2(b, best[k]); }
+  }
+#pragma omp simd reduction(+ : t) reduction(max : b)
+  for (int64_t q = p; q < P; ++q) { t += r[q]; b = max2(b, r[q]); }
+  *mean = t / static_cast<float>(P);
+  *max = b;
+}
+
 // Mean and max over P of every one of `planes` rows of x (planes, P).
 void pool_spatial_into(const float* xp, int64_t planes, int64_t P, float* ap, float* mp) {
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float* r = xp + i * P;
-      float t = 0.f, b = kLowest;
-      int64_t p = 0;
-      if (P >= 4 * kLanes) {  // long planes: kLanes partial results (shorter ones: the plain loop is faster)
-        float total[kLanes], best[kLanes];
-        for (int64_t k = 0; k < kLanes; ++k) { total[k] = 0.f; best[k] = kLowest; }
-        for (; p + kLanes <= P; p += kLanes) {
-#pragma omp simd
-          for (int64_t k = 0; k < kLanes; ++k) { total[k] += r[p + k]; best[k] = max2(best[k], r[p + k]); }
-        }
-        for (int64_t k = 0; k < kLanes; ++k) { t += total[k]; b = max2(b, best[k]); }
-      }
-#pragma omp simd reduction(+ : t) reduction(max : b)
-      for (int64_t q = p; q < P; ++q) { t += r[q]; b = max2(b, r[q]); }
-      ap[i] = t / static_cast<float>(P);
-      mp[i] = b;
-    }
+    for (int64_t i = begin; i < end; ++i) pool_row(xp + i * P, P, ap + i, mp + i);
   });
 }
 // Mean and max over channels of x * w[n, c] (w may be null = 1): x (N, C, P) -> avg[n * stride + p],
@@ -139,30 +144,81 @@ namespace {
 template <bool kRelu>
 inline float epilogue(float v) { return kRelu ? (v > 0.f ? v : 0.f) : v; }
 
+// Outputs at least this big are written with non-temporal (streaming) stores: they cannot stay in
+// the cache anyway, and a normal store first reads each line it writes (read-for-ownership), so a
+// pass that writes y would move y twice. Smaller outputs are written normally and stay cached for
+// whatever reads them next (half of the 32 MiB L3 of the machine these were tuned on).
+constexpr int64_t kStreamBytes = 16 << 20;
+constexpr int64_t kStreamBlock = 512;  // positions computed into an L1 buffer, then streamed out
+
+// dst[0, n) = src[0, n) with streaming stores where dst is 32-byte aligned (AVX), plain stores at
+// the unaligned head and the tail.
+inline void stream_out(float* dst, const float* src, int64_t n) {
+#ifdef __AVX__
+  int64_t p = 0;
+  for (; p < n && (reinterpret_cast<uintptr_t>(dst + p) & 31) != 0; ++p) dst[p] = src[p];
+  for (; p + 8 <= n; p += 8) _mm256_stream_ps(dst + p, _mm256_loadu_ps(src + p));
+  for (; p < n; ++p) dst[p] = src[p];
+#else
+  std::memcpy(dst, src, n * sizeof(float));
+#endif
+}
+
+// One plane of the apply pass: o[p] = epilogue(x[p] * a * b[p] + r[p]) (b, r may be null).
 template <bool kRelu>
-void scale_planes(const float* xp, const float* ap, const float* bp, const float* rp, float* yp, int64_t N, int64_t C, int64_t P) {
-  at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+inline void scale_row(const float* xi, float ac, const float* bn, const float* ri, float* o, int64_t P) {
+  if (bn && ri) {
+#pragma omp simd
+    for (int64_t p = 0; p < P; ++p) o[p] = epilogue<kRelu>(xi[p] * ac * bn[p] + ri[p]);
+  } else if (bn) {
+#pragma omp simd
+    for (int64_t p = 0; p < P; ++p) o[p] = epilogue<kRelu>(xi[p] * ac * bn[p]);
+  } else if (ri) {
+#pragma omp simd
+    for (int64_t p = 0; p < P; ++p) o[p] = epilogue<kRelu>(xi[p] * ac + ri[p]);
+  } else {
+#pragma omp simd
+    for (int64_t p = 0; p < P; ++p) o[p] = epilogue<kRelu>(xi[p] * ac);
+  }
+}
+
+// Rows of the next group of images that the apply pass of this one pools as it goes (see pooled_gates).
+struct NextPools {
+  const float* x = nullptr;
+  int64_t planes = 0;
+  float *mean = nullptr, *max = nullptr;
+};
+
+// y = epilogue(x * a[n, c] * b[n, p] + r) over (N, C, P) planes; with `next`, row i of the next
+// group is pooled right after output row i is written.
+template <bool kRelu>
+void scale_planes(const float* xp, const float* ap, const float* bp, const float* rp, float* yp, int64_t N, int64_t C, int64_t P,
+                  bool stream, const NextPools& next) {
+  at::parallel_for(0, std::max(N * C, next.planes), 1, [&](int64_t begin, int64_t end) {
+    alignas(64) float buffer[kStreamBlock];
     for (int64_t i = begin; i < end; ++i) {
-      const float ac = ap ? ap[i] : 1.f;
-      const float* xi = xp + i * P;
-      const float* bn = bp ? bp + (i / C) * P : nullptr;
-      const float* ri = rp ? rp + i * P : nullptr;
-      float* o = yp + i * P;
-      if (bn && ri) {
-#pragma omp simd
-        for (int64_t p = 0; p < P; ++p) o[p] = epilogue<kRelu>(xi[p] * ac * bn[p] + ri[p]);
-      } else if (bn) {
-#pragma omp simd
-        for (int64_t p = 0; p < P; ++p) o[p] = epilogue<kRelu>(xi[p] * ac * bn[p]);
-      } else if (ri) {
-#pragma omp simd
-        for (int64_t p = 0; p < P; ++p) o[p] = epilogue<kRelu>(xi[p] * ac + ri[p]);
-      } else {
-#pragma omp simd
-        for (int64_t p = 0; p < P; ++p) o[p] = epilogue<kRelu>(xi[p] * ac);
+      if (i < N * C) {
+        const float ac = ap ? ap[i] : 1.f;
+        const float* xi = xp + i * P;
+        const float* bn = bp ? bp + (i / C) * P : nullptr;
+        const float* ri = rp ? rp + i * P : nullptr;
+        float* o = yp + i * P;
+        if (!stream) {
+          scale_row<kRelu>(xi, ac, bn, ri, o, P);
+        } else {
+          for (int64_t p = 0; p < P; p += kStreamBlock) {
+            const int64_t len = std::min(kStreamBlock, P - p);
+            scale_row<kRelu>(xi + p, ac, bn ? bn + p : nullptr, ri ? ri + p : nullptr, buffer, len);
+            stream_out(o + p, buffer, len);
+          }
+        }
       }
+      if (i < next.planes) pool_row(next.x + i * P, P, next.mean + i, next.max + i);
     }
   });
+#ifdef __AVX__
+  if (stream) _mm_sfence();  // streaming stores are weakly ordered: make them visible before returning
+#endif
 }
 }  // namespace
 
@@ -176,7 +232,7 @@ torch::Tensor scale(const torch::Tensor& x, const c10::optional<torch::Tensor>& 
   const float* ap = input(a, N * C, "a");
   const float* bp = input(b, N * P, "b");
   const float* rp = input(r, x.numel(), "r");
-  (relu ? scale_planes<true> : scale_planes<false>)(xp, ap, bp, rp, y.data_ptr<float>(), N, C, P);
+  (relu ? scale_planes<true> : scale_planes<false>)(xp, ap, bp, rp, y.data_ptr<float>(), N, C, P, x.numel() * 4 >= kStreamBytes, NextPools{});
   return y;
 }
 
@@ -450,14 +506,16 @@ torch::Tensor pooled_gates(const torch::Tensor& x, const c10::optional<torch::Te
   const float *b1p = input(b1, hidden, "b1"), *b2p = input(b2, C, "b2");
   std::vector<float> twice_b2(b2p && with_max ? C : 0);  // (CBAM: the two MLP calls' biases, summed)
   for (size_t c = 0; c < twice_b2.size(); ++c) twice_b2[c] = 2.f * b2p[c];
+  float* pp = pools.data_ptr<float>();  // the current group's spatial means, then its maxima
+  const bool stream = x.numel() * 4 >= kStreamBytes;
+  if (channel) pool_spatial_into(xp, std::min(group, N) * C, P, pp, pp + std::min(group, N) * C);
   for (int64_t n0 = 0; n0 < N; n0 += group) {
     const int64_t G = std::min(group, N - n0), offset = n0 * C * P;
     const float* xg = xp + offset;
     float* mcp = nullptr;
     if (channel) {
-      float *pp = pools.data_ptr<float>(), *hp = hidden_rows.data_ptr<float>();
+      float* hp = hidden_rows.data_ptr<float>();
       mcp = mc.data_ptr<float>();
-      pool_spatial_into(xg, G * C, P, pp, pp + G * C);
       linear_rows(pp, with_max ? 2 * G : G, C, w1p, hidden, b1p, hp);
       for (int64_t i = 0; i < G * hidden; ++i) hp[i] = max2(hp[i], 0.f) + (with_max ? max2(hp[i + G * hidden], 0.f) : 0.f);
       linear_rows(hp, G, hidden, w2p, C, b2p && with_max ? twice_b2.data() : b2p, mcp);
@@ -468,8 +526,15 @@ torch::Tensor pooled_gates(const torch::Tensor& x, const c10::optional<torch::Te
       pool_channels_into(xg, mcp, G, C, P, max_first ? mp + P : mp, max_first ? mp : mp + P, 2 * P);
       conv_two_to_one_into(mp, G, H, W, kw, k, kb, ms.data_ptr<float>(), true);
     }
+    // The apply pass also pools the next group (its pools are no longer needed for this one), so
+    // reads of the next group from memory overlap the writes of this one's output, as in a copy.
+    NextPools next;
+    if (channel && n0 + G < N) {
+      const int64_t G_next = std::min(group, N - n0 - G);
+      next = {xg + G * C * P, G_next * C, pp, pp + G_next * C};
+    }
     (relu ? scale_planes<true> : scale_planes<false>)(xg, mcp, spatial ? ms.data_ptr<float>() : nullptr, rp ? rp + offset : nullptr,
-                                                     y.data_ptr<float>() + offset, G, C, P);
+                                                     y.data_ptr<float>() + offset, G, C, P, stream, next);
   }
   return y;
 }
