@@ -109,6 +109,17 @@ def test_cbam_kernel_saturated_gates(kernels):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_ha_soft_with_a_training_batchnorm_takes_the_pytorch_path(kernels):
+    # The kernels fold BNs with their running statistics; one BN left in training mode (here the
+    # spatial map's) must normalise with the batch's, so the module runs in PyTorch.
+    m = randomize_(attnzoo.create_attn("ha_soft", 16)).eval()
+    m.spatial.conv1[1].train()
+    x = torch.randn(3, 16, 8, 7)
+    with torch.no_grad():
+        assert m.fused_apply(fused._state["module"], x) is None
+    torch.testing.assert_close(*fused_then_pytorch(lambda: m(x)))
+
+
 def test_cbam_official_variant_with_training_batchnorm_takes_the_pytorch_path(kernels):
     # A training BatchNorm normalises with the batch's statistics (and updates its running ones):
     # there is nothing to fold, so the module must run as written.
@@ -151,7 +162,7 @@ def test_kernels_reject_unsuitable_tensors(kernels):
 GATING = ["se", "ese", "eca", "cbam_channel", "cbam_spatial", "cbam", "ha_channel", "ha_spatial"]
 
 
-@pytest.mark.parametrize("name", GATING + [None])
+@pytest.mark.parametrize("name", GATING + ["ha_soft", None])
 def test_gated_residual_equals_the_block_end(kernels, name):
     x, identity = torch.randn(2, 16, 6, 5), torch.randn(2, 16, 6, 5)
     attn = randomize_(attnzoo.create_attn(name, 16)).eval() if name else None
@@ -164,7 +175,7 @@ def test_gated_residual_equals_the_block_end(kernels, name):
     torch.testing.assert_close(got, expected)
 
 
-@pytest.mark.parametrize("name", ["se", "cbam", "eca", None])
+@pytest.mark.parametrize("name", ["se", "cbam", "eca", "ha_soft", None])
 def test_outputs_past_the_streaming_size_equal_the_block_end(kernels, name):
     # From 16 MiB on, the kernels write their output with streaming stores, a row at a time, 32-byte
     # aligned in the middle and plain at both ends: an odd plane length puts every row's start at
@@ -230,7 +241,7 @@ def test_rank1_sigmoid_scale_is_exact_over_the_whole_range(kernels):
     u = torch.tensor([[1.0, 0.5, 0.01, -1.0, 3.0]]).repeat(n, 1)
     v = torch.tensor([0.0, 1.0, -0.5, 2.0, 0.0])
     x = torch.randn(n, c, h, w)
-    got = fused._state["module"].rank1_sigmoid_scale(x, s, u, v)
+    got = fused._state["module"].rank1_sigmoid_scale(x, s, u, v, None, False)
     t = (s.double()[:, None, :] * u.double()[:, :, None] + v.double()[None, :, None]).clamp_min(0)
     expected = x.double() * torch.sigmoid(t).view(n, c, h, w)
     torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=1e-7)
@@ -238,7 +249,9 @@ def test_rank1_sigmoid_scale_is_exact_over_the_whole_range(kernels):
 
 @pytest.mark.parametrize("name, swap", [("se", lambda m: setattr(m, "act", torch.nn.GELU())),
                                         ("cbam", lambda m: m.channel.mlp.__setitem__(1, torch.nn.SiLU())),
-                                        ("cbam_spatial", lambda m: setattr(m, "gate", torch.nn.Hardsigmoid()))])
+                                        ("cbam_spatial", lambda m: setattr(m, "gate", torch.nn.Hardsigmoid())),
+                                        ("ha_soft", lambda m: m.spatial.conv1.__setitem__(2, torch.nn.LeakyReLU(0.3))),
+                                        ("ha_soft", lambda m: m.mix.__setitem__(2, torch.nn.ELU()))])
 def test_swapped_activation_takes_the_pytorch_path(kernels, name, swap):
     # The kernel computes ReLU and sigmoid; a module whose activation was replaced must not use it.
     m = randomize_(attnzoo.create_attn(name, 16)).eval()

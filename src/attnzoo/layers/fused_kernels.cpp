@@ -164,6 +164,30 @@ inline void stream_out(float* dst, const float* src, int64_t n) {
 #endif
 }
 
+// Row o[0, P) written by fill(p, len, dst), which computes positions [p, p + len) into dst: straight
+// into o, or (stream) a block at a time into an L1 buffer that streaming stores then move out.
+template <typename Fill>
+inline void write_row(float* o, int64_t P, bool stream, Fill fill) {
+  if (!stream) {
+    fill(0, P, o);
+    return;
+  }
+  alignas(64) float buffer[kStreamBlock];
+  for (int64_t p = 0; p < P; p += kStreamBlock) {
+    const int64_t len = std::min(kStreamBlock, P - p);
+    fill(p, len, buffer);
+    stream_out(o + p, buffer, len);
+  }
+}
+
+// The end of a pass that used streaming stores: they are weakly ordered, so fence them before the
+// output is handed back.
+inline void stream_fence(bool stream) {
+#ifdef __AVX__
+  if (stream) _mm_sfence();
+#endif
+}
+
 // One plane of the apply pass: o[p] = epilogue(x[p] * a * b[p] + r[p]) (b, r may be null).
 template <bool kRelu>
 inline void scale_row(const float* xi, float ac, const float* bn, const float* ri, float* o, int64_t P) {
@@ -195,30 +219,20 @@ template <bool kRelu>
 void scale_planes(const float* xp, const float* ap, const float* bp, const float* rp, float* yp, int64_t N, int64_t C, int64_t P,
                   bool stream, const NextPools& next) {
   at::parallel_for(0, std::max(N * C, next.planes), 1, [&](int64_t begin, int64_t end) {
-    alignas(64) float buffer[kStreamBlock];
     for (int64_t i = begin; i < end; ++i) {
       if (i < N * C) {
         const float ac = ap ? ap[i] : 1.f;
         const float* xi = xp + i * P;
         const float* bn = bp ? bp + (i / C) * P : nullptr;
         const float* ri = rp ? rp + i * P : nullptr;
-        float* o = yp + i * P;
-        if (!stream) {
-          scale_row<kRelu>(xi, ac, bn, ri, o, P);
-        } else {
-          for (int64_t p = 0; p < P; p += kStreamBlock) {
-            const int64_t len = std::min(kStreamBlock, P - p);
-            scale_row<kRelu>(xi + p, ac, bn ? bn + p : nullptr, ri ? ri + p : nullptr, buffer, len);
-            stream_out(o + p, buffer, len);
-          }
-        }
+        write_row(yp + i * P, P, stream, [=](int64_t p, int64_t len, float* dst) {
+          scale_row<kRelu>(xi + p, ac, bn ? bn + p : nullptr, ri ? ri + p : nullptr, dst, len);
+        });
       }
       if (i < next.planes) pool_row(next.x + i * P, P, next.mean + i, next.max + i);
     }
   });
-#ifdef __AVX__
-  if (stream) _mm_sfence();  // streaming stores are weakly ordered: make them visible before returning
-#endif
+  stream_fence(stream);
 }
 }  // namespace
 
@@ -396,30 +410,52 @@ torch::Tensor ha_spatial_map(const torch::Tensor& m, const torch::Tensor& w1, co
   return out;
 }
 
-// HA-CNN soft attention applied: y = x * sigmoid(max(s[n, p] * u[n, c] + v[c], 0)).
-// The ReLU makes the sigmoid's argument t >= 0, so e^-t lies in (0, 1]; past t = 87.3 the gate is 1.
-torch::Tensor rank1_sigmoid_scale(const torch::Tensor& x, const torch::Tensor& s, const torch::Tensor& u, const torch::Tensor& v) {
+namespace {
+template <bool kRelu>
+void rank1_rows(const float* xp, const float* sp, const float* up, const float* vp, const float* rp, float* yp, int64_t N, int64_t C,
+                int64_t P, bool stream) {
+  at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float uc = up[i], vc = vp[i % C];
+      const float* xi = xp + i * P;
+      const float* sn = sp + (i / C) * P;
+      const float* ri = rp ? rp + i * P : nullptr;
+      write_row(yp + i * P, P, stream, [=](int64_t p0, int64_t len, float* dst) {
+        if (ri) {
+#pragma omp simd
+          for (int64_t p = 0; p < len; ++p) {
+            float t = sn[p0 + p] * uc + vc;
+            t = t > 0.f ? (t < 87.3f ? t : 87.3f) : 0.f;
+            dst[p] = epilogue<kRelu>(xi[p0 + p] / (1.f + exp_neg(t)) + ri[p0 + p]);
+          }
+        } else {
+#pragma omp simd
+          for (int64_t p = 0; p < len; ++p) {
+            float t = sn[p0 + p] * uc + vc;
+            t = t > 0.f ? (t < 87.3f ? t : 87.3f) : 0.f;
+            dst[p] = epilogue<kRelu>(xi[p0 + p] / (1.f + exp_neg(t)));
+          }
+        }
+      });
+    }
+  });
+  stream_fence(stream);
+}
+}  // namespace
+
+// HA-CNN soft attention applied: y = x * sigmoid(max(s[n, p] * u[n, c] + v[c], 0)) (+ r), then
+// max(y, 0) if relu (a residual block's end). The ReLU inside makes the sigmoid's argument t >= 0,
+// so e^-t lies in (0, 1]; past t = 87.3 the gate is 1.
+torch::Tensor rank1_sigmoid_scale(const torch::Tensor& x, const torch::Tensor& s, const torch::Tensor& u, const torch::Tensor& v,
+                                  const c10::optional<torch::Tensor>& r, bool relu) {
   const int64_t N = x.size(0), C = x.size(1), P = x.numel() / (N * C);
   auto y = torch::empty_like(x);
   const float* xp = input(x, x.numel(), "x");
   const float* sp = input(s, N * P, "s");
   const float* up = input(u, N * C, "u");
   const float* vp = input(v, C, "v");
-  float* yp = y.data_ptr<float>();
-  at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float uc = up[i], vc = vp[i % C];
-      const float* r = xp + i * P;
-      const float* sn = sp + (i / C) * P;
-      float* o = yp + i * P;
-#pragma omp simd
-      for (int64_t p = 0; p < P; ++p) {
-        float t = sn[p] * uc + vc;
-        t = t > 0.f ? (t < 87.3f ? t : 87.3f) : 0.f;
-        o[p] = r[p] / (1.f + exp_neg(t));
-      }
-    }
-  });
+  const float* rp = input(r, x.numel(), "r");
+  (relu ? rank1_rows<true> : rank1_rows<false>)(xp, sp, up, vp, rp, y.data_ptr<float>(), N, C, P, x.numel() * 4 >= kStreamBytes);
   return y;
 }
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import AttentionModule, check_channels, hidden_width, pointwise
-from .fused import kernels_for
+from .fused import fused_forward
 from .registry import register_attn
 
 
@@ -120,17 +120,23 @@ class HASoftAttention(AttentionModule):
         self.check_input(x)
         return self._weights(self.spatial(x), self.channel(x))
 
+    def fused_apply(self, kernels, x, identity=None, relu=False):
+        # Both means in one pass, the spatial map in one small loop per image (BNs folded), then
+        # y = x ⊙ σ(ReLU(s ⊗ u + v)) (+ identity, ReLU) in one pass: A is never stored.
+        # The kernels fold eval-mode BNs and know ReLU and sigmoid only: anything else runs in PyTorch.
+        folded = (self.mix, self.spatial.conv1, self.spatial.conv2)
+        if type(self.gate) is not nn.Sigmoid or any(b[1].training or type(b[2]) is not nn.ReLU for b in folded):
+            return None
+        n, c, h, w = x.shape
+        mean_map, pooled = kernels.means(x)
+        s = kernels.ha_spatial_map(mean_map.view(n, h, w), *_folded(self.spatial.conv1), *_folded(self.spatial.conv2))
+        u, v = self._rank1(self.channel.from_pool(pooled.view(n, c, 1, 1)))
+        return kernels.rank1_sigmoid_scale(x, s, u, v, identity, relu)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        kernels = kernels_for(x, self.spatial, self.channel, self.mix, self.gate)
-        if kernels and not self.mix[1].training:
-            # Both means in one pass, then y = x ⊙ σ(ReLU(s ⊗ u + v)) in one pass: A is never stored.
-            n, c, h, w = x.shape
-            mean_map, pooled = kernels.means(x)
-            s = kernels.ha_spatial_map(mean_map.view(n, h, w), *_folded(self.spatial.conv1), *_folded(self.spatial.conv2))
-            u, v = self._rank1(self.channel.from_pool(pooled.view(n, c, 1, 1)))
-            return kernels.rank1_sigmoid_scale(x, s, u, v)
-        return x * self.weights(x)
+        y = fused_forward(self, x)
+        return x * self.weights(x) if y is None else y
 
     def _rank1(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eval mode: ``BN(conv(s ⊗ c)) = s ⊗ u + v`` with u (N, C) and v (C)."""
