@@ -35,7 +35,7 @@ def fused_then_pytorch(fn):
 
 
 @pytest.mark.parametrize("name, options", FUSED)
-@pytest.mark.parametrize("shape", [(2, 16, 9, 7), (1, 32, 1, 1), (3, 64, 33, 31), (2, 7, 40, 3)])
+@pytest.mark.parametrize("shape", [(2, 16, 9, 7), (1, 32, 1, 1), (3, 64, 33, 31), (2, 7, 40, 3), (1, 24, 61, 67)])
 def test_fused_equals_pytorch_path(kernels, name, options, shape):
     m = randomize_(attnzoo.create_attn(name, shape[1], **options)).eval()
     x = torch.randn(shape)
@@ -67,34 +67,6 @@ def test_fused_path_is_taken_only_without_autograd_and_hooks(kernels, monkeypatc
     handle.remove()
     assert calls == ["pooled_gates"] and seen == [(2, 1, 5, 5)]  # (the unhooked channel half takes its kernel)
     torch.testing.assert_close(out, expected)
-
-
-@pytest.mark.parametrize("name, options", FUSED[:-1])
-@pytest.mark.parametrize("group", [1, 2, 3, 5])
-def test_cbam_kernel_is_independent_of_the_image_groups(kernels, name, options, group):
-    # The kernel pools, gates and scales a group of images at a time; any grouping gives one result.
-    m = randomize_(attnzoo.create_attn(name, 24, **options)).eval()
-    x, identity = torch.randn(5, 24, 6, 7), torch.randn(5, 24, 6, 7)
-    relu = torch.nn.ReLU()
-    with torch.no_grad():
-        auto = fused.gated_residual(x, identity, m, relu)
-        m.fused_apply = lambda k, x, identity=None, relu=False: type(m).fused_apply(m, _Grouped(k, group), x, identity, relu)
-        grouped = fused.gated_residual(x, identity, m, relu)
-        fused.enable(False)
-        expected = torch.relu(m(x) + identity)
-        fused.enable(True)
-    torch.testing.assert_close(auto, expected, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(grouped, auto, rtol=1e-6, atol=1e-6)
-
-
-class _Grouped:
-    """The kernel module with ``pooled_gates`` forced to a given number of images per group."""
-
-    def __init__(self, kernels, group):
-        self.kernels, self.group = kernels, group
-
-    def pooled_gates(self, *args):
-        return self.kernels.pooled_gates(*args[:-1], self.group)
 
 
 def test_cbam_kernel_saturated_gates(kernels):
@@ -154,9 +126,9 @@ def test_kernels_reject_unsuitable_tensors(kernels):
         k.scale(x, None, None, x.transpose(2, 3), True)
     w = torch.randn(8, 3)
     with pytest.raises(RuntimeError, match=r"needs w1 \(h, C\) and w2 \(C, h\)"):
-        k.pooled_gates(x, None, False, w.t().contiguous(), None, w, None, True, None, None, False, 0)
+        k.pooled_gates(x, None, False, w.t().contiguous(), None, w, None, True, None, None, False)
     with pytest.raises(RuntimeError, match="b2 has 8 elements, expected 3"):
-        k.pooled_gates(x, None, False, w, None, w.t().contiguous(), torch.ones(8), True, None, None, False, 0)
+        k.pooled_gates(x, None, False, w, None, w.t().contiguous(), torch.ones(8), True, None, None, False)
 
 
 GATING = ["se", "ese", "eca", "cbam_channel", "cbam_spatial", "cbam", "ha_channel", "ha_spatial"]
@@ -179,8 +151,7 @@ def test_gated_residual_equals_the_block_end(kernels, name):
 def test_outputs_past_the_streaming_size_equal_the_block_end(kernels, name):
     # From 16 MiB on, the kernels write their output with streaming stores, a row at a time, 32-byte
     # aligned in the middle and plain at both ends: an odd plane length puts every row's start at
-    # another alignment. Two images of 8.5 MB are two groups, the second pooled during the first's
-    # apply pass.
+    # another alignment.
     x, identity = torch.randn(2, 32, 257, 259), torch.randn(2, 32, 257, 259)
     assert x.numel() * 4 >= 16 << 20
     attn = randomize_(attnzoo.create_attn(name, 32)).eval() if name else None

@@ -199,7 +199,7 @@ def _fused_cbam(kernels, x, identity, relu, channel: Optional[CBAMChannel], spat
         if conv is None:
             return None
     max_first = spatial is not None and spatial.variant == "official"
-    return kernels.pooled_gates(x, identity, relu, *mlp, True, *conv, max_first, 0)
+    return kernels.pooled_gates(x, identity, relu, *mlp, True, *conv, max_first)
 
 
 def _apply_gates(x: torch.Tensor, channel_gate: Optional[torch.Tensor], spatial_gate: Optional[torch.Tensor]) -> torch.Tensor:

@@ -3,9 +3,9 @@
 In eager PyTorch every pooling and every elementwise step is its own pass over the feature map;
 these C++ kernels (``fused_kernels.cpp``, parallelised with ATen's thread pool) do a module's work
 in the passes its equation needs: pool once, scale once. SE and CBAM run as one kernel call each
-(``pooled_gates``) that takes a cache-sized group of images at a time through pooling, MLP, spatial
-convolution and the apply pass, so the later passes over a group find much of it in the cache. They
-are off by default — the library is pure PyTorch — and are built on first use with
+(``pooled_gates``: pooling, MLP, spatial convolution and the apply pass), and outputs of 16 MiB or
+more are written with streaming stores, which skip the read a normal store makes of each line it
+fills. They are off by default — the library is pure PyTorch — and are built on first use with
 ``torch.utils.cpp_extension`` (needs a C++ compiler and ``ninja``; about a minute, then cached)::
 
     import attnzoo

@@ -91,11 +91,16 @@ void pool_spatial_into(const float* xp, int64_t planes, int64_t P, float* ap, fl
 // max[n * stride + p]. Four channels per sweep of the accumulators: one load and store of them per
 // four rows of x.
 void pool_channels_into(const float* xp, const float* wp, int64_t N, int64_t C, int64_t P, float* ap, float* mp, int64_t stride) {
-  const int64_t chunks = (P + kChunk - 1) / kChunk;
+  // Equal chunks of at most kChunk positions (a multiple of 16: whole cache lines), and enough of
+  // them to keep every thread busy when few images come at once (one 56x56 image would otherwise
+  // be a 2048- and a 1088-position item for two threads).
+  const int64_t items_wanted = 4 * at::get_num_threads();
+  const int64_t chunks = std::max((P + kChunk - 1) / kChunk, std::min((items_wanted + N - 1) / N, (P + 255) / 256));
+  const int64_t chunk = std::min(kChunk, ((P + chunks - 1) / chunks + 15) / 16 * 16);
   at::parallel_for(0, N * chunks, 1, [&](int64_t begin, int64_t end) {
     float s[kChunk], m[kChunk];
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t n = item / chunks, p0 = (item % chunks) * kChunk, len = std::min(kChunk, P - p0);
+      const int64_t n = item / chunks, p0 = (item % chunks) * chunk, len = std::max<int64_t>(0, std::min(chunk, P - p0));
       const float* r = xp + n * C * P + p0;
       auto weight = [&](int64_t c) { return wp ? wp[n * C + c] : 1.f; };
       for (int64_t j = 0; j < len; ++j) { s[j] = 0.f; m[j] = kLowest; }
@@ -206,30 +211,19 @@ inline void scale_row(const float* xi, float ac, const float* bn, const float* r
   }
 }
 
-// Rows of the next group of images that the apply pass of this one pools as it goes (see pooled_gates).
-struct NextPools {
-  const float* x = nullptr;
-  int64_t planes = 0;
-  float *mean = nullptr, *max = nullptr;
-};
-
-// y = epilogue(x * a[n, c] * b[n, p] + r) over (N, C, P) planes; with `next`, row i of the next
-// group is pooled right after output row i is written.
+// y = epilogue(x * a[n, c] * b[n, p] + r) over (N, C, P) planes.
 template <bool kRelu>
 void scale_planes(const float* xp, const float* ap, const float* bp, const float* rp, float* yp, int64_t N, int64_t C, int64_t P,
-                  bool stream, const NextPools& next) {
-  at::parallel_for(0, std::max(N * C, next.planes), 1, [&](int64_t begin, int64_t end) {
+                  bool stream) {
+  at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      if (i < N * C) {
-        const float ac = ap ? ap[i] : 1.f;
-        const float* xi = xp + i * P;
-        const float* bn = bp ? bp + (i / C) * P : nullptr;
-        const float* ri = rp ? rp + i * P : nullptr;
-        write_row(yp + i * P, P, stream, [=](int64_t p, int64_t len, float* dst) {
-          scale_row<kRelu>(xi + p, ac, bn ? bn + p : nullptr, ri ? ri + p : nullptr, dst, len);
-        });
-      }
-      if (i < next.planes) pool_row(next.x + i * P, P, next.mean + i, next.max + i);
+      const float ac = ap ? ap[i] : 1.f;
+      const float* xi = xp + i * P;
+      const float* bn = bp ? bp + (i / C) * P : nullptr;
+      const float* ri = rp ? rp + i * P : nullptr;
+      write_row(yp + i * P, P, stream, [=](int64_t p, int64_t len, float* dst) {
+        scale_row<kRelu>(xi + p, ac, bn ? bn + p : nullptr, ri ? ri + p : nullptr, dst, len);
+      });
     }
   });
   stream_fence(stream);
@@ -246,7 +240,7 @@ torch::Tensor scale(const torch::Tensor& x, const c10::optional<torch::Tensor>& 
   const float* ap = input(a, N * C, "a");
   const float* bp = input(b, N * P, "b");
   const float* rp = input(r, x.numel(), "r");
-  (relu ? scale_planes<true> : scale_planes<false>)(xp, ap, bp, rp, y.data_ptr<float>(), N, C, P, x.numel() * 4 >= kStreamBytes, NextPools{});
+  (relu ? scale_planes<true> : scale_planes<false>)(xp, ap, bp, rp, y.data_ptr<float>(), N, C, P, x.numel() * 4 >= kStreamBytes);
   return y;
 }
 
@@ -487,8 +481,6 @@ void linear_rows(const float* a, int64_t M, int64_t K, const float* w, int64_t J
     }
   });
 }
-
-constexpr int64_t kGroupBytes = 4 << 20;  // x per group of images: its later passes find it in the cache
 }  // namespace
 
 // SE, CBAM or one of CBAM's halves, applied in eval mode, optionally as a residual block's end:
@@ -499,14 +491,16 @@ constexpr int64_t kGroupBytes = 4 << 20;  // x per group of images: its later pa
 //        hidden vectors),
 //   Ms = sigmoid(conv_k([mean_c(x * Mc); max_c(x * Mc)]) + cb)   (CBAM; maps swapped if max_first).
 // No channel gate if w1 is undefined, no spatial gate if conv_w is; BatchNorm after the conv (the
-// official CBAM variant) must be folded into conv_w / conv_b by the caller. Images go through in
-// groups of about kGroupBytes (or `group` images if > 0): pooled, gated and scaled before the next
-// group, so the later passes over a group find much of it in the cache.
+// official CBAM variant) must be folded into conv_w / conv_b by the caller. The whole batch goes
+// through each step at once: taking it a cache-sized group of images at a time (so that later
+// passes re-read a group from L3) measured no faster for SE and slower for CBAM on the 2-core EPYC
+// these were tuned on (its L3 reads ~1.4x faster than memory; each group costs its own thread
+// fork/joins), so this kernel does the plain thing.
 torch::Tensor pooled_gates(const torch::Tensor& x, const c10::optional<torch::Tensor>& r, bool relu,
                            const c10::optional<torch::Tensor>& w1, const c10::optional<torch::Tensor>& b1,
                            const c10::optional<torch::Tensor>& w2, const c10::optional<torch::Tensor>& b2, bool with_max,
                            const c10::optional<torch::Tensor>& conv_w, const c10::optional<torch::Tensor>& conv_b,
-                           bool max_first, int64_t group) {
+                           bool max_first) {
   TORCH_CHECK(x.dim() == 4, "attnzoo fused kernels: pooled_gates needs (N, C, H, W) input");
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), P = H * W;
   const float* xp = input(x, x.numel(), "x");
@@ -529,49 +523,32 @@ torch::Tensor pooled_gates(const torch::Tensor& x, const c10::optional<torch::Te
     const float* bp = input(conv_b, 1, "conv_b");
     kb = bp ? bp[0] : 0.f;
   }
-  if (group <= 0) group = std::max<int64_t>(1, kGroupBytes / std::max<int64_t>(1, C * P * 4));
-  const int64_t groups = (N + group - 1) / group;
-  group = (N + groups - 1) / groups;  // as even as the count of groups allows
-
   auto y = torch::empty_like(x);
-  auto pools = torch::empty({2 * group, C}, x.options());  // group rows of means, then group rows of maxima
-  auto hidden_rows = torch::empty({2 * group, hidden}, x.options());
-  auto mc = torch::empty({group, C}, x.options());
-  auto maps = torch::empty({group, 2, P}, x.options());
-  auto ms = torch::empty({group, P}, x.options());
+  auto pools = torch::empty({2 * N, C}, x.options());  // N rows of spatial means, then N rows of maxima
+  auto hidden_rows = torch::empty({2 * N, hidden}, x.options());
+  auto mc = torch::empty({N, C}, x.options());
+  auto maps = torch::empty({N, 2, P}, x.options());
+  auto ms = torch::empty({N, P}, x.options());
   const float *b1p = input(b1, hidden, "b1"), *b2p = input(b2, C, "b2");
-  std::vector<float> twice_b2(b2p && with_max ? C : 0);  // (CBAM: the two MLP calls' biases, summed)
-  for (size_t c = 0; c < twice_b2.size(); ++c) twice_b2[c] = 2.f * b2p[c];
-  float* pp = pools.data_ptr<float>();  // the current group's spatial means, then its maxima
-  const bool stream = x.numel() * 4 >= kStreamBytes;
-  if (channel) pool_spatial_into(xp, std::min(group, N) * C, P, pp, pp + std::min(group, N) * C);
-  for (int64_t n0 = 0; n0 < N; n0 += group) {
-    const int64_t G = std::min(group, N - n0), offset = n0 * C * P;
-    const float* xg = xp + offset;
-    float* mcp = nullptr;
-    if (channel) {
-      float* hp = hidden_rows.data_ptr<float>();
-      mcp = mc.data_ptr<float>();
-      linear_rows(pp, with_max ? 2 * G : G, C, w1p, hidden, b1p, hp);
-      for (int64_t i = 0; i < G * hidden; ++i) hp[i] = max2(hp[i], 0.f) + (with_max ? max2(hp[i + G * hidden], 0.f) : 0.f);
-      linear_rows(hp, G, hidden, w2p, C, b2p && with_max ? twice_b2.data() : b2p, mcp);
-      for (int64_t i = 0; i < G * C; ++i) mcp[i] = sigmoid(mcp[i]);
-    }
-    if (spatial) {
-      float* mp = maps.data_ptr<float>();
-      pool_channels_into(xg, mcp, G, C, P, max_first ? mp + P : mp, max_first ? mp : mp + P, 2 * P);
-      conv_two_to_one_into(mp, G, H, W, kw, k, kb, ms.data_ptr<float>(), true);
-    }
-    // The apply pass also pools the next group (its pools are no longer needed for this one), so
-    // reads of the next group from memory overlap the writes of this one's output, as in a copy.
-    NextPools next;
-    if (channel && n0 + G < N) {
-      const int64_t G_next = std::min(group, N - n0 - G);
-      next = {xg + G * C * P, G_next * C, pp, pp + G_next * C};
-    }
-    (relu ? scale_planes<true> : scale_planes<false>)(xg, mcp, spatial ? ms.data_ptr<float>() : nullptr, rp ? rp + offset : nullptr,
-                                                     y.data_ptr<float>() + offset, G, C, P, stream, next);
+  float* mcp = nullptr;
+  if (channel) {
+    float *pp = pools.data_ptr<float>(), *hp = hidden_rows.data_ptr<float>();
+    std::vector<float> twice_b2(b2p && with_max ? C : 0);  // (CBAM: the two MLP calls' biases, summed)
+    for (size_t c = 0; c < twice_b2.size(); ++c) twice_b2[c] = 2.f * b2p[c];
+    mcp = mc.data_ptr<float>();
+    pool_spatial_into(xp, N * C, P, pp, pp + N * C);
+    linear_rows(pp, with_max ? 2 * N : N, C, w1p, hidden, b1p, hp);
+    for (int64_t i = 0; i < N * hidden; ++i) hp[i] = max2(hp[i], 0.f) + (with_max ? max2(hp[i + N * hidden], 0.f) : 0.f);
+    linear_rows(hp, N, hidden, w2p, C, b2p && with_max ? twice_b2.data() : b2p, mcp);
+    for (int64_t i = 0; i < N * C; ++i) mcp[i] = sigmoid(mcp[i]);
   }
+  if (spatial) {
+    float* mp = maps.data_ptr<float>();
+    pool_channels_into(xp, mcp, N, C, P, max_first ? mp + P : mp, max_first ? mp : mp + P, 2 * P);
+    conv_two_to_one_into(mp, N, H, W, kw, k, kb, ms.data_ptr<float>(), true);
+  }
+  (relu ? scale_planes<true> : scale_planes<false>)(xp, mcp, spatial ? ms.data_ptr<float>() : nullptr, rp, y.data_ptr<float>(), N, C, P,
+                                                   x.numel() * 4 >= kStreamBytes);
   return y;
 }
 

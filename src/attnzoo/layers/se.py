@@ -47,12 +47,12 @@ class SqueezeExcite(AttentionModule):
         return self.gate(pointwise(self.fc2, self.act(pointwise(self.fc1, x.mean((2, 3)))))), None
 
     def fused_apply(self, kernels, x, identity=None, relu=False):
-        # Pool, MLP and scale a cache-sized group of images at a time (fused_kernels.cpp); the
-        # kernel knows ReLU and sigmoid only, so a swapped-in activation takes the PyTorch path.
+        # Pool, MLP and scale in one kernel call (fused_kernels.cpp); the kernel knows ReLU and
+        # sigmoid only, so a swapped-in activation takes the PyTorch path.
         if type(self.act) is not nn.ReLU or type(self.gate) is not nn.Sigmoid:
             return None
         mlp = (self.fc1.weight.flatten(1), self.fc1.bias, self.fc2.weight.flatten(1), self.fc2.bias)
-        return kernels.pooled_gates(x, identity, relu, *mlp, False, None, None, False, 0)
+        return kernels.pooled_gates(x, identity, relu, *mlp, False, None, None, False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
