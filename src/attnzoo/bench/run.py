@@ -25,8 +25,9 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # Passes over memory the module needs in principle, in units of one copy (read x + write y), when
 # each of its steps streams the whole tensor: pooling reads x once (mean and max fused), applying a
-# gate reads x and writes y. A kernel that takes a cache-sized group of images through all its
-# steps reads x from memory once and re-reads the group from cache: its floor is a copy's, 1.0.
+# gate reads x and writes y. A kernel that took a cache-sized group of images through all its
+# steps would read x from memory once and re-read the group from cache: in principle a copy's 1.0
+# (on the machine of docs/benchmarks.md, whose L3 reads only ~1.4x faster than memory, it did not pay).
 MEMORY_FLOOR = {
     "copy": (1.0, "read x, write y"),
     "se": (1.5, "pool: read x; scale: read x, write y"),
@@ -311,8 +312,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if result["kind"] == "modules":
         lines += ["", "floor ×: passes over memory the module needs in principle, in copies of the input, when each step "
-                  "streams the whole tensor (a kernel that keeps a group of images in cache across its steps, like the fused "
-                  "ones, can reach 1.0): "
+                  "streams the whole tensor (one that kept a group of images in cache across its steps could reach 1.0): "
                   + "; ".join(f"{k} {v[0]} ({v[1]})" for k, v in MEMORY_FLOOR.items() if any(r["name"] == k for r in result["rows"]))]
     if s.get("control_ratio") is not None:
         lines += ["", f"Control: the {ref} paired with itself (an A/A pair, timed like every row) gave ×{s['control_ratio']:.3f}; "
