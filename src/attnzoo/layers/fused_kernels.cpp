@@ -155,6 +155,7 @@ inline float epilogue(float v) { return kRelu ? (v > 0.f ? v : 0.f) : v; }
 // whatever reads them next (half of the 32 MiB L3 of the machine these were tuned on).
 constexpr int64_t kStreamBytes = 16 << 20;
 constexpr int64_t kStreamBlock = 512;  // positions computed into an L1 buffer, then streamed out
+inline bool streamed(const torch::Tensor& y) { return y.numel() * static_cast<int64_t>(sizeof(float)) >= kStreamBytes; }
 
 // dst[0, n) = src[0, n) with streaming stores where dst is 32-byte aligned (AVX), plain stores at
 // the unaligned head and the tail.
@@ -240,7 +241,7 @@ torch::Tensor scale(const torch::Tensor& x, const c10::optional<torch::Tensor>& 
   const float* ap = input(a, N * C, "a");
   const float* bp = input(b, N * P, "b");
   const float* rp = input(r, x.numel(), "r");
-  (relu ? scale_planes<true> : scale_planes<false>)(xp, ap, bp, rp, y.data_ptr<float>(), N, C, P, x.numel() * 4 >= kStreamBytes);
+  (relu ? scale_planes<true> : scale_planes<false>)(xp, ap, bp, rp, y.data_ptr<float>(), N, C, P, streamed(y));
   return y;
 }
 
@@ -449,7 +450,7 @@ torch::Tensor rank1_sigmoid_scale(const torch::Tensor& x, const torch::Tensor& s
   const float* up = input(u, N * C, "u");
   const float* vp = input(v, C, "v");
   const float* rp = input(r, x.numel(), "r");
-  (relu ? rank1_rows<true> : rank1_rows<false>)(xp, sp, up, vp, rp, y.data_ptr<float>(), N, C, P, x.numel() * 4 >= kStreamBytes);
+  (relu ? rank1_rows<true> : rank1_rows<false>)(xp, sp, up, vp, rp, y.data_ptr<float>(), N, C, P, streamed(y));
   return y;
 }
 
@@ -548,7 +549,7 @@ torch::Tensor pooled_gates(const torch::Tensor& x, const c10::optional<torch::Te
     conv_two_to_one_into(mp, N, H, W, kw, k, kb, ms.data_ptr<float>(), true);
   }
   (relu ? scale_planes<true> : scale_planes<false>)(xp, mcp, spatial ? ms.data_ptr<float>() : nullptr, rp, y.data_ptr<float>(), N, C, P,
-                                                   x.numel() * 4 >= kStreamBytes);
+                                                   streamed(y));
   return y;
 }
 
