@@ -17,9 +17,9 @@ more: fp32 contiguous CPU tensors, no autograd (``torch.no_grad`` / ``inference_
 forward hook on a module whose forward the kernel replaces (a hook must see what it watches run).
 Tests check each module's fused output against its PyTorch path.
 
-ResNet blocks also end in one pass with them: ``relu(attn(x) + identity)`` for gating modules
-(SE, eSE, ECA, CBAM and its halves, HA-CNN's spatial and channel attention; see
-``AttentionModule.gate_factors`` and ``fused_apply``) and ``relu(x + identity)`` without attention,
+ResNet blocks also end in one pass with them: ``relu(attn(x) + identity)`` for SE, CBAM and its
+halves and HA-CNN's soft attention (their own kernels) and the other gating modules (eSE, ECA,
+HA-CNN's spatial and channel attention; see ``AttentionModule.gate_factors`` and ``fused_apply``) and ``relu(x + identity)`` without attention,
 so a benchmark against the plain network compares like with like.
 """
 
