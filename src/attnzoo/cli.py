@@ -11,6 +11,7 @@ import torch
 
 from .layers import create_module, get_module_class, list_attn, list_conv, list_fusion
 from .models import create_model, default_input_size, list_models
+from .models.spec import parse_options
 from .utils import count_macs, count_params
 
 
@@ -78,26 +79,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _option_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _options(pairs: Optional[Sequence[str]], flag: str) -> dict:
-    """``["reduction=8", "variant=official"]`` -> ``{"reduction": 8, "variant": "official"}``."""
-    result = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"attnzoo: {flag} expects KEY=VALUE, got {pair!r}")
-        result[key] = _option_value(value)
-    return result
-
-
 def _add_train_arguments(p: argparse.ArgumentParser, for_compare: bool = False) -> None:
     from .train import TrainConfig
+    from .train.config import LR_PER_32
 
     d = TrainConfig()
     g = p.add_argument_group("model")
@@ -116,14 +100,14 @@ def _add_train_arguments(p: argparse.ArgumentParser, for_compare: bool = False) 
     g.add_argument("--dataset", default=d.dataset, help="digits (embedded, default), cifar10, cifar100 or imagefolder")
     g.add_argument("--data-root", default=None, help="folder of a cifar10/cifar100/imagefolder dataset")
     g.add_argument("--image-size", type=int, default=d.image_size, help="imagefolder: side of the resized, centre-cropped images")
-    g.add_argument("--train-size", type=int, default=None, help="digits: training images to generate (default 6000)")
+    g.add_argument("--train-size", type=int, default=None, help="digits: training images to generate (default 5000)")
     g.add_argument("--test-size", type=int, default=None, help="digits: test images to generate (default 2000)")
     g.add_argument("--data-seed", type=int, default=d.data_seed, help="digits: seed of the dataset itself")
     g.add_argument("--no-augment", dest="augment", action="store_false", help="no random crop / flip")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=d.epochs)
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size (split across torchrun ranks)")
-    g.add_argument("--lr", type=float, default=d.lr, help="peak learning rate of SGD with momentum")
+    g.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"global batch size, split across torchrun ranks (default {d.batch_size})")
+    g.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate of SGD with momentum (default {LR_PER_32} × batch size / 32)")
     g.add_argument("--momentum", type=float, default=d.momentum)
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="on conv/linear weights only (not BN, biases)")
     g.add_argument("--schedule", choices=["cosine", "onecycle"], default=d.schedule)
@@ -150,11 +134,11 @@ def _config_from_args(args: argparse.Namespace):
     from .train import TrainConfig
 
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
-    fields["attn_options"] = _options(getattr(args, "attn_opt", None), "--attn-opt")
-    fields["fusion_options"] = _options(getattr(args, "fusion_opt", None), "--fusion-opt")
-    fields["conv_options"] = _options(getattr(args, "conv_opt", None), "--conv-opt")
-    fields["model_options"] = _options(args.model_opt, "--model-opt")
-    return TrainConfig.from_dict(fields)
+    for part in ("attn", "fusion", "conv", "model"):
+        fields[f"{part}_options"] = parse_options(getattr(args, f"{part}_opt", None) or [], f"--{part}-opt")
+    cfg = TrainConfig.from_dict(fields)
+    cfg.spec().validate()  # unknown modules and options: a one-line error before any work
+    return cfg
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -200,52 +184,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .train import compare
+    from .experiments import compare, report
+    from .experiments.variants import parse_variants
 
     out = Path(args.out)
     if args.from_dirs:
-        run_dirs = compare.find_runs(Path(d) for d in args.from_dirs)
+        run_dirs = compare.from_dirs(args.from_dirs)
     else:
-        variants = [compare.parse_variant(v) for v in args.variants]
-        if "plain" not in [v.label for v in variants]:
-            variants.insert(0, compare.Variant("plain"))
-        seeds = list(range(args.seeds))
-        train_args = _compare_train_args(args)
-        run_dirs = compare.run_sweep(variants, seeds, out, train_args, jobs=args.jobs, progress=args.progress)
-    results = compare.aggregate(run_dirs)
-    first = json.loads((run_dirs[0] / "summary.json").read_text())
-    if not args.no_latency:
-        compare.measure_latency(results, (args.latency_batch, *first["input_shape"]), num_classes=first["num_classes"])
-    if not args.no_localisation:
-        from .viz.localisation import add_localisation
-
-        add_localisation(results, run_dirs)
-    compare.write_outputs(results, out)
-    compare.print_leaderboard(results)
-    print(f"\nreport: {out / 'report.md'}   results: {out / 'results.json'}   plot: {out / 'leaderboard.png'}")
+        base = _config_from_args(args)
+        specs = parse_variants(args.variants, base.model, base.model_options)
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        run_dirs = compare.train_variants(specs, seeds, base, out, jobs=args.jobs, progress=args.progress)
+    command = "attnzoo " + " ".join(args.argv)
+    results = compare.compare(run_dirs, out, None if args.no_latency else args.latency_batch, not args.no_localisation, command)
+    report.print_leaderboard(results)
+    print(f"\nreport: {out / 'report.md'}   results: {out / 'results.json'}   plots: {out / 'leaderboard.png'}, {out / 'gates.png'}")
     return 0
-
-
-def _compare_train_args(args: argparse.Namespace) -> list[str]:
-    """The ``attnzoo train`` flags that every run of the sweep shares."""
-    cfg = _config_from_args(args)
-    flags = ["--model", cfg.model, "--dataset", cfg.dataset, "--epochs", str(cfg.epochs), "--batch-size", str(cfg.batch_size),
-             "--lr", str(cfg.lr), "--momentum", str(cfg.momentum), "--weight-decay", str(cfg.weight_decay),
-             "--schedule", cfg.schedule, "--warmup-epochs", str(cfg.warmup_epochs), "--label-smoothing", str(cfg.label_smoothing),
-             "--image-size", str(cfg.image_size), "--data-seed", str(cfg.data_seed), "--eval-batch-size", str(cfg.eval_batch_size),
-             "--device", cfg.device]
-    for name in ("data_root", "train_size", "test_size", "amp_dtype"):
-        value = getattr(cfg, name)
-        if value is not None:
-            flags += [f"--{name.replace('_', '-')}", str(value)]
-    for name in ("amp", "channels_last", "compile", "deterministic"):
-        if getattr(cfg, name):
-            flags.append(f"--{name.replace('_', '-')}")
-    if not cfg.augment:
-        flags.append("--no-augment")
-    for pair in args.model_opt or []:
-        flags += ["--model-opt", pair]
-    return flags
 
 
 def cmd_viz(args: argparse.Namespace) -> int:
@@ -288,10 +242,8 @@ def cmd_preview_data(args: argparse.Namespace) -> int:
     return 0
 
 
-# Defaults of `attnzoo compare`, sized so the full default comparison fits in 10 minutes on
-# 2 CPU cores; --quick is a smoke-test size for CI.
-COMPARE_DEFAULTS = {"epochs": 4, "batch_size": 32, "lr": 0.1, "train_size": 5000, "test_size": 1000}
-COMPARE_QUICK = {"epochs": 1, "batch_size": 32, "train_size": 512, "test_size": 256}
+# --quick: a smoke-test budget for CI, not a regime to read results from.
+COMPARE_QUICK = {"epochs": 1, "train_size": 512, "test_size": 256}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,24 +272,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("compare", help="train plain and attention variants over seeds; leaderboard, report and plot",
-                       description="Train the plain model and each variant for several seeds (independent run folders), "
-                       "then write a leaderboard: report.md, results.json and leaderboard.png.")
-    from .train.compare import DEFAULT_VARIANTS
+    p = sub.add_parser("compare", help="train plain and attention variants over seeds; leaderboard, verdict and plots",
+                       description="Train the plain model and each variant over the same seeds (independent run folders, "
+                       "one run per core), then judge each difference to plain: paired and Welch intervals, Holm-corrected "
+                       "across variants, flagged runs left out. Writes report.md, results.json, leaderboard.png and gates.png.")
+    from .experiments.variants import PRESETS
 
-    p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS),
-                   help="variants: plain, an attention, fusion or conv name (see `attnzoo list`), NAME@STAGES (e.g. self_attn@3), "
-                   "A+B (default: the seed modules)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
-    p.add_argument("--jobs", type=int, default=2, help="runs trained in parallel (default 2; CPU threads are split among them)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                   help="variants/seeds/model/epochs to start from: default (the seed modules, 3 seeds), ablations (the source "
+                   "posts' claims, 5 seeds), long (cifar_resnet20, 10 epochs, plain/se/cbam, 5 seeds); flags override")
+    p.add_argument("--variants", nargs="+", default=None,
+                   help="variants as NAME[@STAGES][:KEY=VALUE,...] joined with '+': plain, se, self_attn@3, cbam:variant=paper, "
+                   "cbam:kernel_size=3, aff@3... (default: the preset's; plain is always added)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per variant (default: the preset's, 3)")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (default 0): check a verdict on fresh seeds")
+    p.add_argument("--jobs", type=int, default=None, help="runs trained in parallel (default: one per core, 1 thread each)")
     p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
     p.add_argument("--from", dest="from_dirs", nargs="+", metavar="DIR", help="aggregate finished runs found under DIR... instead of training")
-    p.add_argument("--quick", action="store_true", help="a tiny budget for smoke tests (1 epoch, 512 images)")
+    p.add_argument("--quick", action="store_true", help="a smoke-test budget (1 epoch, 512 images): not for reading results")
     p.add_argument("--latency-batch", type=int, default=64, help="batch size of the latency measurement (default 64)")
     p.add_argument("--no-latency", action="store_true")
     p.add_argument("--no-localisation", action="store_true")
     _add_train_arguments(p, for_compare=True)
-    p.set_defaults(func=cmd_compare, **COMPARE_DEFAULTS)
+    p.set_defaults(func=cmd_compare, model=None, epochs=None)
 
     p = sub.add_parser("viz", help="figures of where attention looks on an image (maps, channel weights, Grad-CAM)",
                        description="Capture every attention module's weights on one image and draw them as PNG figures.")
@@ -396,6 +353,21 @@ def _steady_allocator(argv: Optional[Sequence[str]]) -> None:
     os.execve(sys.executable, [sys.executable, "-m", "attnzoo", *sys.argv[1:]], {**os.environ, **_MALLOC_ENV})
 
 
+def _apply_preset(args: argparse.Namespace) -> None:
+    """Fill compare's unset variants/seeds/model/epochs from its preset, then TrainConfig's defaults."""
+    from .experiments.variants import PRESETS
+    from .train import TrainConfig
+
+    preset, defaults = PRESETS[args.preset], TrainConfig()
+    args.variants = args.variants or list(preset["variants"])
+    args.seeds = args.seeds or preset.get("seeds", 3)
+    args.model = args.model or preset.get("model", defaults.model)
+    args.epochs = args.epochs or preset.get("epochs", defaults.epochs)
+    if args.quick:
+        for key, value in COMPARE_QUICK.items():
+            setattr(args, key, value)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -405,10 +377,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.size = args.size or (56 if modules else 224)
         args.rounds = args.rounds or (20 if modules else 10)
         args.backward = modules if args.backward is None else args.backward
-    if getattr(args, "quick", False):
-        for key, value in COMPARE_QUICK.items():
-            setattr(args, key, value)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.command == "compare":
+        _apply_preset(args)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:
         parser.exit(2, f"attnzoo {args.command}: error: {e}\n")
+    except RuntimeError as e:
+        from .experiments.compare import SweepFailed
+
+        if not isinstance(e, SweepFailed):
+            raise
+        parser.exit(1, f"attnzoo {args.command}: error: {e}\n")

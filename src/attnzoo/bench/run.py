@@ -209,7 +209,7 @@ def bench_models(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Benchmark ``model`` with each attention/fusion variant against the plain model."""
-    from ..train.compare import parse_variant
+    from ..models.spec import parse_variant
 
     dev, fmt = _prepare(threads, device, channels_last)
     x = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=fmt)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 IMAGE_SIZE = 24
+DEFAULT_SIZES = {"train": 5000, "test": 2000}
 NUM_CLASSES = 10
 TRAIN_SOURCE_FRACTION = 0.67
 SCALES = (8, 9, 10, 11, 12)
@@ -61,10 +62,10 @@ def _scaled(images: np.ndarray) -> dict[int, np.ndarray]:
 
 
 def make_cluttered_digits(split: str = "train", size: int | None = None, seed: int = 0) -> TensorImageDataset:
-    """Build the cluttered-digits ``split`` ("train": 6,000 images, "test": 2,000 by default)."""
+    """Build the cluttered-digits ``split`` ("train": 5,000 images, "test": 2,000 by default)."""
     if split not in ("train", "test"):
         raise ValueError(f"digits: split must be 'train' or 'test', got {split!r}")
-    size = size if size is not None else (6000 if split == "train" else 2000)
+    size = size if size is not None else (DEFAULT_SIZES[split])
     sources, targets = _source_digits(split)
     scaled = _scaled(sources)
     by_class = [np.flatnonzero(targets == c) for c in range(NUM_CLASSES)]

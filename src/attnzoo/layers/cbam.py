@@ -12,6 +12,8 @@ from ._base import AttentionModule, hidden_width, pointwise
 from .fused import fused_forward
 from .registry import register_attn
 
+POOLS = ("avg+max", "avg", "max")
+
 
 @register_attn("cbam_channel")
 class CBAMChannel(AttentionModule):
@@ -25,6 +27,8 @@ class CBAMChannel(AttentionModule):
         channels: input channels ``C``.
         reduction: ``r`` (default 16). min_hidden: lower bound on ``h`` (default 8).
         bias: bias in the MLP (default True, as in the official code's ``nn.Linear``).
+        pools: ``"avg+max"`` (default, the paper), or ``"avg"`` / ``"max"`` alone — the paper's
+            pooling ablation (Table 1); ``"avg"`` is SE with CBAM's MLP.
 
     Reference: Woo, Park, Lee, Kweon. "CBAM: Convolutional Block Attention Module",
     ECCV 2018, arXiv:1807.06521.
@@ -34,8 +38,11 @@ class CBAMChannel(AttentionModule):
     gate; here the pools are global.
     """
 
-    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True) -> None:
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True, pools: str = "avg+max") -> None:
         super().__init__(channels)
+        if pools not in POOLS:
+            raise ValueError(f"CBAMChannel: pools must be one of {', '.join(POOLS)}, got {pools!r}")
+        self.pools = pools
         hidden = hidden_width(channels, reduction, min_hidden)
         self.mlp = nn.Sequential(
             nn.Conv2d(channels, hidden, 1, bias=bias),
@@ -46,6 +53,8 @@ class CBAMChannel(AttentionModule):
 
     def weights(self, avg: torch.Tensor, mx: torch.Tensor) -> torch.Tensor:
         """``Mc`` (N, C) from the global average and max descriptors (N, C)."""
+        if self.pools != "avg+max":
+            return self.gate(pointwise(self.mlp[2], self.mlp[1](pointwise(self.mlp[0], avg if self.pools == "avg" else mx))))
         n = avg.shape[0]
         # The first layer runs once on the stacked descriptors (its 1×1 conv as a matrix product on
         # (2N, C), as in SqueezeExcite); the second is linear, so W₂h₁ + b₂ + W₂h₂ + b₂ is one
@@ -56,9 +65,13 @@ class CBAMChannel(AttentionModule):
         return self.gate(logits if fc2.bias is None else logits + 2 * fc2.bias)
 
     def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        if self.pools == "avg":  # the max pool would be computed and dropped
+            return self.weights(x.mean((2, 3)), None), None
         return self.weights(x.mean((2, 3)), x.amax((2, 3))), None
 
     def fused_apply(self, kernels, x, identity=None, relu=False):
+        if self.pools != "avg+max":
+            return None
         return _fused_cbam(kernels, x, identity, relu, self, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,14 +91,19 @@ class CBAMSpatial(AttentionModule):
             checked against the input like every other module).
         kernel_size: odd ``k`` (default 7; the paper's ablation prefers 7×7 to 3×3),
             padding ``k // 2``.
-        variant: ``"paper"`` (default): maps ordered (mean, max), conv with bias, no norm.
-            ``"official"``: the authors' code: maps ordered (max, mean), bias-free conv
-            followed by ``BatchNorm2d(1)`` whose weight starts at 0, so ``Ms = 0.5`` at init.
+        variant: ``"official"`` (default): the authors' code: maps ordered (max, mean), bias-free
+            conv followed by ``BatchNorm2d(1)`` whose weight starts at 0, so ``Ms = 0.5`` at init.
+            ``"paper"``: the equation as printed: maps ordered (mean, max), conv with bias, no norm.
+
+    Why the default is the authors' code and not the printed equation: without the BN the
+    spatial gate is free to drift towards 0 early in training, switching its residual branch off;
+    in attnzoo's default regime (docs/results/ablations/) the paper form trained worse than the
+    official one. The paper form stays available as ``variant="paper"``.
 
     Reference: Woo et al., ECCV 2018, arXiv:1807.06521 (Sec. 3, Fig. 2).
     """
 
-    def __init__(self, channels: int, kernel_size: int = 7, variant: str = "paper") -> None:
+    def __init__(self, channels: int, kernel_size: int = 7, variant: str = "official") -> None:
         super().__init__(channels)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"CBAMSpatial: kernel_size must be a positive odd int, got {kernel_size}")
@@ -142,8 +160,8 @@ class CBAM(AttentionModule):
 
     Args:
         channels: input channels ``C``.
-        reduction, min_hidden, bias: of the channel MLP (defaults 16, 8, True).
-        kernel_size, variant: of the spatial conv (defaults 7, ``"paper"``).
+        reduction, min_hidden, bias, pools: of the channel MLP (defaults 16, 8, True, ``"avg+max"``).
+        kernel_size, variant: of the spatial conv (defaults 7, ``"official"``: see :class:`CBAMSpatial`).
 
     Reference: Woo et al., "CBAM", ECCV 2018, arXiv:1807.06521. In a ResNet it sits on the
     residual branch after the last BN, before the identity is added (paper Fig. 3).
@@ -156,10 +174,11 @@ class CBAM(AttentionModule):
         min_hidden: int = 8,
         bias: bool = True,
         kernel_size: int = 7,
-        variant: str = "paper",
+        variant: str = "official",
+        pools: str = "avg+max",
     ) -> None:
         super().__init__(channels)
-        self.channel = CBAMChannel(channels, reduction=reduction, min_hidden=min_hidden, bias=bias)
+        self.channel = CBAMChannel(channels, reduction=reduction, min_hidden=min_hidden, bias=bias, pools=pools)
         self.spatial = CBAMSpatial(channels, kernel_size=kernel_size, variant=variant)
 
     def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,6 +194,8 @@ class CBAM(AttentionModule):
     def fused_apply(self, kernels, x, identity=None, relu=False):
         # x' = x ⊙ Mc is never stored (the channel pooling scales on the fly): with the apply pass
         # the tensor is read 3 times and written once, against 7 passes in eager PyTorch.
+        if self.channel.pools != "avg+max":
+            return None
         return _fused_cbam(kernels, x, identity, relu, self.channel, self.spatial)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -3,5 +3,6 @@
 from .hacnn import HACNN
 from .registry import create_model, default_input_size, list_models, register_model
 from .resnet import BasicBlock, Bottleneck, ResNet
+from .spec import ModelSpec, parse_variant
 
-__all__ = ["HACNN", "BasicBlock", "Bottleneck", "ResNet", "create_model", "default_input_size", "list_models", "register_model"]
+__all__ = ["HACNN", "BasicBlock", "ModelSpec", "Bottleneck", "ResNet", "create_model", "default_input_size", "list_models", "parse_variant", "register_model"]

@@ -22,6 +22,14 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
+def get_model_factory(name: str) -> Callable[..., nn.Module]:
+    """The registered factory of model ``name``; ValueError listing the valid names otherwise."""
+    try:
+        return _MODELS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(_MODELS))}") from None
+
+
 def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, **options) -> nn.Module:
     """Build model ``name`` with attention ``attn`` and fusion ``fusion`` in its blocks.
 
@@ -30,11 +38,7 @@ def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, **o
     ``fusion_options`` dicts, the stages that get them in ``attn_stages`` / ``fusion_stages``;
     the rest of ``options`` reach the model constructor.
     """
-    try:
-        factory = _MODELS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(_MODELS))}") from None
-    return factory(attn=attn, fusion=fusion, num_classes=num_classes, **options)
+    return get_model_factory(name)(attn=attn, fusion=fusion, num_classes=num_classes, **options)
 
 
 def default_input_size(name: str) -> tuple[int, int]:

@@ -19,11 +19,11 @@ from torch.utils.data import DistributedSampler
 
 from .. import __version__
 from ..data import TensorImageDataset, augment_defaults, load_dataset, random_crop_flip
-from ..models import create_model
 from ..utils import count_macs, count_params
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
+from .health import GateStats, health_flags
 
 
 class TrainingDiverged(RuntimeError):
@@ -41,19 +41,7 @@ def select_device(name: str) -> torch.device:
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
-    return create_model(
-        cfg.model,
-        attn=cfg.attn,
-        fusion=cfg.fusion,
-        num_classes=num_classes,
-        **({"attn_options": cfg.attn_options} if cfg.attn_options else {}),
-        **({"fusion_options": cfg.fusion_options} if cfg.fusion_options else {}),
-        **({"attn_stages": cfg.attn_stages} if cfg.attn_stages else {}),
-        **({"fusion_stages": cfg.fusion_stages} if cfg.fusion_stages else {}),
-        **({"conv": cfg.conv} if cfg.conv else {}),
-        **({"conv_options": cfg.conv_options} if cfg.conv_options else {}),
-        **cfg.model_options,
-    )
+    return cfg.spec().build(num_classes)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -149,9 +137,10 @@ def evaluate(
     k = min(5, num_classes)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
     sums = torch.zeros(3, dtype=torch.float64)  # loss, top-5 hits, count
+    monitor = GateStats(model)  # per-layer gate mean/std: how a collapse shows itself
     for start in range(0, index.numel(), batch_size):
         x, y = batches(index[start : start + batch_size])
-        with amp():
+        with amp(), monitor:
             logits = _logits(classify(x))
         sums[0] += F.cross_entropy(logits, y, reduction="sum").item()
         top = logits.topk(k, dim=1).indices
@@ -169,6 +158,7 @@ def evaluate(
         "per_class_top1": per_class,
         "confusion": confusion.long().tolist(),
         "count": int(count),
+        "gates": monitor.summary(),
     }
 
 
@@ -235,7 +225,7 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
         core = nn.SyncBatchNorm.convert_sync_batchnorm(core)
     if cfg.channels_last:
         core = core.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(param_groups(core, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum)
+    optimizer = torch.optim.SGD(param_groups(core, cfg.weight_decay), lr=cfg.peak_lr, momentum=cfg.momentum)
     amp = lambda: autocast_context(device, cfg)  # noqa: E731
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda" and cfg.amp_dtype != "bf16")
 
@@ -304,7 +294,7 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
                 t0 = time.perf_counter()
                 x, y = train_batches(order[step * per_rank_batch : (step + 1) * per_rank_batch], step_generator(cfg.seed, epoch, step))
                 data_time += time.perf_counter() - t0
-                lr = cfg.lr * lr_factor(epoch * steps_per_epoch + step, total_steps, warmup_steps, cfg.schedule)
+                lr = cfg.peak_lr * lr_factor(epoch * steps_per_epoch + step, total_steps, warmup_steps, cfg.schedule)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 with amp():
@@ -342,6 +332,7 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
                 "images_per_s": (step - first_step) * cfg.batch_size / epoch_time,
                 "epoch_time_s": epoch_time,
                 "data_share": data_time / epoch_time,
+                "gates": result["gates"],
             }
             history.append(record)
             if result["top1"] > best["top1"]:
@@ -362,22 +353,44 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
         if info.is_main:
             print(f"\ninterrupted: checkpoint saved in {out}; continue with --resume", file=sys.stderr)
         raise
+    except TrainingDiverged:
+        if info.is_main:  # the run ends flagged, so a sweep reports it instead of losing it
+            ckpt.atomic_write_json(out / "summary.json", _summary(cfg, core, train_ds, history, best, None, device, info, start_time, diverged=True))
+        raise
 
     last = result if cfg.epochs > start_epoch else None
-    summary = {
-        "run": str(out),
-        "variant": variant_name(cfg),
+    summary = _summary(cfg, core, train_ds, history, best, last, device, info, start_time)
+    if info.is_main:
+        ckpt.atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def _summary(cfg: TrainConfig, core: nn.Module, train_ds, history: list[dict], best: dict, last: Optional[dict], device: torch.device,
+             info: DistInfo, start_time: float, diverged: bool = False) -> dict[str, Any]:
+    """What a run leaves behind: scores, health, cost, config and versions."""
+    num_classes = train_ds.num_classes
+    last_top1 = history[-1]["test_top1"] if history else None
+    gates_last = history[-1].get("gates", {}) if history else {}
+    flags = health_flags(last_top1, num_classes, gates_last, diverged)
+    return {
+        "run": cfg.out,
+        "variant": cfg.spec().label,
         "seed": cfg.seed,
+        "status": "diverged" if diverged else "finished",
+        "healthy": not flags,
+        "health_flags": flags,
         "best_top1": best["top1"],
         "best_top5": best.get("top5"),
         "best_epoch": best["epoch"],
-        "last_top1": history[-1]["test_top1"] if history else None,
+        "last_top1": last_top1,
         "last_top5": history[-1]["test_top5"] if history else None,
         "last_per_class_top1": last["per_class_top1"] if last else None,
         "num_classes": num_classes,
         "input_shape": list(train_ds.images.shape[1:]),
         "params": count_params(core),
         "macs": count_macs(build_model(cfg, num_classes), (1, *train_ds.images.shape[1:])),
+        "peak_lr": cfg.peak_lr,
+        "images_per_s": float(np.mean([h["images_per_s"] for h in history])) if history else None,
         "wall_time_s": time.perf_counter() - start_time,
         "data_share": float(np.mean([h["data_share"] for h in history])) if history else None,
         "device": str(device),
@@ -386,18 +399,8 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
         "config": cfg.to_dict(),
         "versions": versions(),
     }
-    if info.is_main:
-        ckpt.atomic_write_json(out / "summary.json", summary)
-    return summary
 
 
 def variant_name(cfg: TrainConfig) -> str:
-    """Short label of the model's attention/fusion/conv choice: "plain", "se", "aff", "cbam+iaff", "sk"..."""
-    parts = []
-    if cfg.attn:
-        parts.append(cfg.attn + (f"@{''.join(map(str, cfg.attn_stages))}" if cfg.attn_stages else ""))
-    if cfg.fusion:
-        parts.append(cfg.fusion + (f"@{''.join(map(str, cfg.fusion_stages))}" if cfg.fusion_stages else ""))
-    if cfg.conv:
-        parts.append(cfg.conv)
-    return "+".join(parts) or "plain"
+    """Short label of the model's attention/fusion/conv choice: "plain", "se", "cbam:variant=paper", "self_attn@3"..."""
+    return cfg.spec().label

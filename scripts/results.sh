@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Regenerate every committed training result (docs/results/) with the code at HEAD.
+# Run folders (checkpoints) go to runs/results/; reports, plots and each run's summary and
+# metrics are copied to docs/results/ so `attnzoo compare --from docs/results/NAME/runs` re-aggregates them.
+#   bash scripts/results.sh [main fresh ablations long ...]   (default: all, in that order)
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$repo/scripts/setup.sh"
+cd "$repo"
+
+run() {  # NAME, then attnzoo compare arguments
+  local name="$1"; shift
+  local out="runs/results/$name" dest="docs/results/$name"
+  local start=$SECONDS
+  attnzoo compare --out "$out" --no-progress "$@"
+  echo "$name: $((SECONDS - start)) s" | tee -a runs/results/timings.txt
+  rm -rf "$dest" && mkdir -p "$dest/runs"
+  cp "$out"/report.md "$out"/results.json "$out"/*.png "$dest"/
+  for d in "$out"/runs/*/; do
+    mkdir -p "$dest/runs/$(basename "$d")"
+    cp "$d"summary.json "$d"metrics.jsonl "$d"config.json "$dest/runs/$(basename "$d")/"
+  done
+  echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+uncommitted')" > "$dest/COMMIT"
+}
+
+mkdir -p runs/results
+for what in "${@:-main fresh ablations long}"; do
+  for w in $what; do
+    case "$w" in
+      main) run compare-cpu ;;                                         # the README's main table
+      fresh) run compare-cpu-fresh --first-seed 100 --data-seed 1 ;;   # the verdict on seeds and data never tuned on
+      ablations) run ablations --preset ablations ;;
+      long) run long --preset long ;;
+      *) echo "unknown result set $w" >&2; exit 2 ;;
+    esac
+  done
+done

@@ -1,0 +1,46 @@
+"""The variants a comparison trains, by name: the default set and the presets.
+
+A variant is a :class:`~attnzoo.models.spec.ModelSpec` written as its label — ``se``,
+``self_attn@3``, ``cbam:variant=paper``, ``cbam@34:kernel_size=3+aff`` — parsed by
+:func:`~attnzoo.models.spec.parse_variant`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from ..models.spec import ModelSpec, parse_variant
+
+# The seed modules of the user's documents: SE, CBAM, SAGAN self-attention (in the last stage,
+# where H·W is small, as SAGAN and non-local networks place it), AFF and iAFF, HA-CNN soft attention.
+DEFAULT_VARIANTS = ("plain", "se", "cbam", "self_attn@3", "aff", "iaff", "ha_soft")
+
+# Sweeps that put the source posts' claims to the test (docs/results/ablations/): each group is
+# compared with plain in one run, so one Holm correction covers all of them.
+ABLATION_GROUPS: dict[str, tuple[str, ...]] = {
+    "SE reduction r": ("se:reduction=4", "se:reduction=8", "se", "se:reduction=32"),
+    "CBAM channel pooling": ("cbam:pools=avg", "cbam"),
+    "CBAM spatial kernel": ("cbam:kernel_size=3", "cbam"),
+    "CBAM halves": ("cbam_channel", "cbam_spatial", "cbam"),
+    "MS-CAM branches": ("mscam", "mscam:branches=global_global", "mscam:branches=local_local"),
+    "fusion": ("aff", "iaff"),
+    "HA soft attention and its halves": ("ha_soft", "ha_spatial", "ha_channel"),
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {"variants": DEFAULT_VARIANTS},
+    "ablations": {"variants": ("plain", *dict.fromkeys(v for group in ABLATION_GROUPS.values() for v in group)), "seeds": 5},
+    "long": {"variants": ("plain", "se", "cbam"), "seeds": 5, "model": "cifar_resnet20", "epochs": 10},
+}
+
+
+def parse_variants(texts: Sequence[str], model: str, model_options: Optional[dict[str, Any]] = None, reference: str = "plain") -> list[ModelSpec]:
+    """Specs for ``texts`` on ``model``, plain first (added if missing), duplicates refused."""
+    specs = [parse_variant(t, model, model_options) for t in texts]
+    labels = [s.label for s in specs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f"--variants names {', '.join(repeated)} more than once")
+    if reference not in labels:
+        specs.insert(0, parse_variant(reference, model, model_options))
+    return specs
