@@ -21,6 +21,7 @@ ABLATION_GROUPS: dict[str, tuple[str, ...]] = {
     "SE reduction r": ("se:reduction=4", "se:reduction=8", "se", "se:reduction=32"),
     "CBAM channel pooling": ("cbam:pools=avg", "cbam"),
     "CBAM spatial kernel": ("cbam:kernel_size=3", "cbam"),
+    "CBAM spatial gate: authors' code (BN) vs printed equation": ("cbam", "cbam:variant=paper"),
     "CBAM halves": ("cbam_channel", "cbam_spatial", "cbam"),
     "MS-CAM branches": ("mscam", "mscam:branches=global_global", "mscam:branches=local_local"),
     "fusion": ("aff", "iaff"),
