@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from attnzoo.layers import CBAM, CBAMChannel, CBAMSpatial
+from tests.conftest import randomize_
 
 
 def _capture_gate(module, x):
@@ -63,7 +64,22 @@ def test_cbam_is_channel_then_spatial():
     m = CBAM(16, reduction=4)
     x = torch.randn(2, 16, 6, 6)
     torch.testing.assert_close(m(x), m.spatial(m.channel(x)))
-    assert sum(p.numel() for p in m.parameters()) == sum(p.numel() for p in m.channel.parameters()) + 99
+    # default spatial gate (authors' code): bias-free 2->1 7×7 conv (98) + BatchNorm2d(1) (2)
+    assert sum(p.numel() for p in m.parameters()) == sum(p.numel() for p in m.channel.parameters()) + 100
+    paper = CBAM(16, reduction=4, variant="paper")  # conv with bias, no norm
+    assert sum(p.numel() for p in paper.parameters()) == sum(p.numel() for p in paper.channel.parameters()) + 99
+
+
+@pytest.mark.parametrize("pools", ["avg", "max"])
+def test_channel_pooling_ablation(pools):
+    m = randomize_(CBAMChannel(16, reduction=4, pools=pools))
+    x = torch.randn(2, 16, 5, 3)
+    desc = x.mean((2, 3)) if pools == "avg" else x.amax((2, 3))
+    fc1, _, fc2 = m.mlp
+    gate = torch.sigmoid(F.linear(torch.relu(F.linear(desc, fc1.weight.flatten(1), fc1.bias)), fc2.weight.flatten(1), fc2.bias))
+    torch.testing.assert_close(m(x), x * gate[:, :, None, None])
+    with pytest.raises(ValueError, match="pools must be one of avg\\+max, avg, max"):
+        CBAMChannel(16, pools="mean")
 
 
 @pytest.mark.parametrize("kwargs, match", [({"kernel_size": 4}, "kernel_size"), ({"variant": "x"}, "variant")])

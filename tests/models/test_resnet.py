@@ -17,7 +17,8 @@ from attnzoo.models.resnet import _block_end
         ("resnet101", {}, 44_549_160),
         ("resnet50", {"attn": "se"}, 28_088_024),
         # CBAM = SE-like channel MLP (28,088,024) + one 2->1 7×7 conv with bias per block (16 × 99)
-        ("resnet50", {"attn": "cbam"}, 28_088_024 + 16 * 99),
+        ("resnet50", {"attn": "cbam"}, 28_088_024 + 16 * 100),  # spatial gate: 98 conv + 2 BN (authors' code)
+        ("resnet50", {"attn": "cbam", "attn_options": {"variant": "paper"}}, 28_088_024 + 16 * 99),
         # AFF/iAFF in stages 3-4 with r = 16, the official ImageNet recipe: README says 30.3M / 35.1M
         ("resnet50", {"fusion": "aff", "fusion_stages": (3, 4), "fusion_options": {"reduction": 16}}, 30_353_960),
         ("resnet50", {"fusion": "iaff", "fusion_stages": (3, 4), "fusion_options": {"reduction": 16}}, 35_150_888),

@@ -7,7 +7,7 @@ from tests.conftest import randomize_
 
 
 def test_captured_spatial_and_channel_equal_the_gates():
-    m = randomize_(CBAM(16)).eval()
+    m = randomize_(CBAM(16, variant="paper")).eval()
     x = torch.randn(2, 16, 7, 5)
     with capture_attention(m) as maps:
         m(x)
