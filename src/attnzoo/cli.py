@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -127,24 +129,55 @@ def _add_train_arguments(p: argparse.ArgumentParser, for_compare: bool = False) 
     if not for_compare:
         g.add_argument("--seed", type=int, default=d.seed)
         g.add_argument("--out", default=d.out, help=f"run folder (default {d.out})")
-        g.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+        g.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its newest verified checkpoint, with the run's own config "
+                       "(only --epochs may grow; execution flags such as --threads may change)")
+        g.add_argument("--overwrite", action="store_true", help="replace a run already in --out (default: refuse)")
 
 
-def _config_from_args(args: argparse.Namespace):
+def _config_from_args(args: argparse.Namespace, explicit_only: bool = False):
+    """The TrainConfig the flags describe; with ``explicit_only``, a dict of just the fields whose
+    flags were given on the command line (for --resume, which keeps the rest of the run's config)."""
     from .train import TrainConfig
 
-    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    values = vars(args)
+    if explicit_only:
+        values = {k: v for k, v in values.items() if k in args.explicit}
+    fields = {k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__}
     for part in ("attn", "fusion", "conv", "model"):
-        fields[f"{part}_options"] = parse_options(getattr(args, f"{part}_opt", None) or [], f"--{part}-opt")
+        if not explicit_only or f"{part}_opt" in values:
+            fields[f"{part}_options"] = parse_options(values.get(f"{part}_opt") or [], f"--{part}-opt")
+    if explicit_only:
+        return fields
     cfg = TrainConfig.from_dict(fields)
     cfg.spec().validate()  # unknown modules and options: a one-line error before any work
     return cfg
 
 
+def _explicit_dests(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The destinations of the flags given in ``argv`` (not those left at their defaults)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = sub.choices[argv[0]] if argv and argv[0] in sub.choices else None
+    if command is None:
+        return set()
+    given = set()
+    for action in command._actions:
+        if any(arg == opt or arg.startswith(opt + "=") for arg in argv[1:] for opt in action.option_strings):
+            given.add(action.dest)
+    return given
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .train import TrainingDiverged, train
+    from .train.engine import stored_config
 
     cfg = _config_from_args(args)
+    stored = stored_config(Path(cfg.out)) if cfg.resume else None
+    if stored is not None:  # the run's own config; the command line adds only what it names
+        given = _config_from_args(args, explicit_only=True)
+        cfg = dataclasses.replace(stored, **{**given, "resume": True})
     try:
         summary = train(cfg)
     except TrainingDiverged as e:
@@ -152,11 +185,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 3
     except KeyboardInterrupt:
         return 130
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0 and summary.get("last_top1") is not None:
+        flags = f"; FLAGGED: {'; '.join(summary['health_flags'])}" if summary.get("health_flags") else ""
         print(
             f"{summary['variant']}: best top-1 {summary['best_top1']:.4f} (epoch {summary['best_epoch']}), "
             f"last {summary['last_top1']:.4f}; {summary['params']:,} params, {summary['macs'] / 1e6:.2f} MMACs; "
-            f"{summary['wall_time_s']:.1f} s; written to {cfg.out}"
+            f"{summary['wall_time_s']:.1f} s; written to {cfg.out}{flags}"
         )
     return 0
 
@@ -378,6 +412,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.rounds = args.rounds or (20 if modules else 10)
         args.backward = modules if args.backward is None else args.backward
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.explicit = _explicit_dests(parser, args.argv)
     if args.command == "compare":
         _apply_preset(args)
     try:

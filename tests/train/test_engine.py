@@ -25,7 +25,7 @@ def test_train_writes_metrics_summary_and_checkpoints(tmp_path):
 
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
     train(TrainConfig(out=str(tmp_path), epochs=1, **TINY))
-    with pytest.raises(ValueError, match="already holds a checkpoint; pass --resume"):
+    with pytest.raises(ValueError, match="already holds a run; pass --resume to continue it, --overwrite to replace it"):
         train(TrainConfig(out=str(tmp_path), epochs=1, **TINY))
 
 

@@ -1,19 +1,25 @@
-"""Checkpoints that survive a crash at any instant and load without unpickling code.
+"""Checkpoints that survive a crash at any instant, are verified on load, and load without
+unpickling code.
 
 A checkpoint is two files per epoch — the weights as safetensors (with the run's config in its
 metadata) and the training state (optimizer, step, RNG, scaler) as a ``torch.save`` of plain
-tensors and numbers, loadable with ``weights_only=True`` — plus ``checkpoint.json``, which
-names the latest complete pair. Every file is written to a temporary file, fsynced and moved
-into place with ``os.replace``; ``checkpoint.json`` is written last, so it never names a pair
-that is not fully on disk.
+tensors and numbers, loadable with ``weights_only=True`` — plus ``checkpoint.json``, the
+manifest: it names the latest complete pair and records the SHA-256 of every file it lists
+(``best.safetensors`` too). Every file is written to a temporary file, fsynced and moved into
+place with ``os.replace``; the manifest is written last, so it never names a pair that is not
+fully on disk. A file whose checksum does not match is refused with its name; if the manifest
+itself is lost, :func:`find_resumable` picks the newest pair that loads cleanly.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import pickle
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -31,15 +37,32 @@ def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], metadata
     atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
-def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Load safetensors weights and their metadata (no code is executed)."""
-    from safetensors import safe_open
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated, altered or not what it claims to be."""
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_weights(path: str | Path, expected_sha256: Optional[str] = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Load safetensors weights and their metadata (no code is executed). With ``expected_sha256``
+    (or when the folder's manifest lists the file) the bytes are verified first."""
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
-    with safe_open(str(path), framework="pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    verify(path, expected_sha256)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
@@ -48,20 +71,66 @@ def save_state(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_state(path: str | Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_state(path: str | Path, expected_sha256: Optional[str] = None) -> dict[str, Any]:
+    """Load a training state with ``weights_only=True``: anything but tensors, numbers, strings and
+    containers of them is refused, with the file named."""
+    path = Path(path)
+    verify(path, expected_sha256)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+        raise CheckpointError(f"{path}: refused to load as a training state ({str(e).splitlines()[0]})") from None
 
 
-def save_checkpoint(directory: str | Path, tag: str, weights: dict[str, torch.Tensor], state: dict[str, Any], metadata: dict[str, str]) -> Path:
-    """Write checkpoint ``tag`` into ``directory`` and make it the latest; prune old ones."""
+def read_manifest(directory: str | Path) -> Optional[dict[str, Any]]:
+    pointer = Path(directory) / POINTER
+    if not pointer.is_file():
+        return None
+    try:
+        manifest = json.loads(pointer.read_text())
+        manifest["weights"], manifest["state"]  # noqa: B018 - the two keys every manifest has
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise CheckpointError(f"{pointer} is not a checkpoint manifest; delete it to recover from the newest verified checkpoint") from None
+    return manifest
+
+
+def verify(path: Path, expected: Optional[str] = None) -> None:
+    """Check ``path`` against ``expected`` or, failing that, its folder's manifest (when it lists it)."""
+    if expected is None:
+        try:
+            manifest = read_manifest(path.parent)
+        except CheckpointError:
+            manifest = None
+        expected = (manifest or {}).get("sha256", {}).get(path.name)
+    if expected is not None and sha256(path) != expected:
+        raise CheckpointError(f"{path} does not match the checksum recorded in {path.parent / POINTER}: the file was altered or damaged")
+
+
+def record_file(directory: str | Path, name: str) -> None:
+    """Add (or update) ``name``'s checksum in the manifest, e.g. for ``best.safetensors``."""
+    manifest = read_manifest(directory)
+    if manifest is not None:
+        manifest.setdefault("sha256", {})[name] = sha256(Path(directory) / name)
+        atomic_write_json(Path(directory) / POINTER, manifest)
+
+
+def save_checkpoint(directory: str | Path, tag: str, weights: dict[str, torch.Tensor], state: dict[str, Any], metadata: dict[str, str],
+                    extra_files: tuple[str, ...] = ()) -> Path:
+    """Write checkpoint ``tag`` into ``directory``, make it the latest (with the checksums of its
+    files and of ``extra_files``) and prune old ones."""
     directory = Path(directory)
     weights_name, state_name = f"{tag}.safetensors", f"{tag}.state.pt"
     save_weights(directory / weights_name, weights, metadata)
     save_state(directory / state_name, state)
-    pointer = directory / POINTER
-    history = json.loads(pointer.read_text())["history"] if pointer.is_file() else []
-    history = [h for h in history if h != tag] + [tag]
-    atomic_write_json(pointer, {"weights": weights_name, "state": state_name, "history": history[-KEEP:]})
+    try:
+        previous = read_manifest(directory) or {}
+    except CheckpointError:
+        previous = {}
+    history = [h for h in previous.get("history", []) if h != tag] + [tag]
+    kept = history[-KEEP:]
+    names = [f"{t}{suffix}" for t in kept for suffix in (".safetensors", ".state.pt")] + list(extra_files)
+    checksums = {n: sha256(directory / n) for n in names if (directory / n).is_file()}
+    atomic_write_json(directory / POINTER, {"weights": weights_name, "state": state_name, "history": kept, "sha256": checksums})
     for old in history[:-KEEP]:
         (directory / f"{old}.safetensors").unlink(missing_ok=True)
         (directory / f"{old}.state.pt").unlink(missing_ok=True)
@@ -69,9 +138,52 @@ def save_checkpoint(directory: str | Path, tag: str, weights: dict[str, torch.Te
 
 
 def latest_checkpoint(directory: str | Path) -> tuple[Path, Path] | None:
-    """Paths of the latest complete (weights, state) pair in ``directory``, or None."""
-    pointer = Path(directory) / POINTER
-    if not pointer.is_file():
+    """Paths of the latest (weights, state) pair the manifest names, or None without a manifest."""
+    manifest = read_manifest(directory)
+    if manifest is None:
         return None
-    info = json.loads(pointer.read_text())
-    return Path(directory) / info["weights"], Path(directory) / info["state"]
+    return Path(directory) / manifest["weights"], Path(directory) / manifest["state"]
+
+
+_TAG = re.compile(r"^(epoch-\d{4}|interrupted)\.safetensors$")
+
+
+def find_resumable(directory: str | Path) -> tuple[Path, Path] | None:
+    """The newest (weights, state) pair in ``directory`` that verifies and loads: the manifest's
+    if it is intact, else — manifest lost or its files damaged — every pair on disk, newest
+    training step first. None when no pair loads."""
+    directory = Path(directory)
+    try:
+        latest = latest_checkpoint(directory)
+    except CheckpointError:
+        latest = None
+    if latest is not None and _loads(*latest):
+        return latest
+    candidates = []
+    for weights in directory.glob("*.safetensors"):
+        state = weights.with_name(weights.name.replace(".safetensors", ".state.pt"))
+        if _TAG.match(weights.name) and state.is_file() and _loads(weights, state):
+            s = load_state(state)
+            candidates.append(((s["epoch"], s["step"]), weights, state))
+    if not candidates:
+        return None
+    _, weights, state = max(candidates, key=lambda c: c[0])
+    return weights, state
+
+
+def _loads(weights: Path, state: Path) -> bool:
+    try:
+        load_weights(weights)
+        load_state(state)
+    except (CheckpointError, FileNotFoundError):
+        return False
+    return True
+
+
+RUN_FILES = ("config.json", POINTER, "summary.json", "metrics.jsonl", "best.safetensors")
+
+
+def holds_run(directory: str | Path) -> bool:
+    """Whether ``directory`` holds any file a training run writes (so it must not be overwritten)."""
+    directory = Path(directory)
+    return directory.is_dir() and (any((directory / n).exists() for n in RUN_FILES) or any(directory.glob("*.state.pt")))

@@ -61,6 +61,7 @@ class TrainConfig:
     eval_batch_size: int = 512
     out: str = "runs/train"
     resume: bool = False
+    overwrite: bool = False  # replace a run already in ``out``
     progress: bool = True
 
     def spec(self) -> ModelSpec:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import platform
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -19,11 +21,13 @@ from torch.utils.data import DistributedSampler
 
 from .. import __version__
 from ..data import TensorImageDataset, augment_defaults, load_dataset, random_crop_flip
+from ..utils.io import atomic_write_json, atomic_write_text, ensure_writable
 from ..utils import count_macs, count_params
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
 from .health import GateStats, health_flags
+from .interrupt import StopRequest
 
 
 class TrainingDiverged(RuntimeError):
@@ -176,6 +180,45 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, file=sys.stderr)
 
 
+def resumed_config(out: Path, requested: TrainConfig) -> Optional[TrainConfig]:
+    """The config to continue the run in ``out`` with: the run's own, with only what is safe to
+    change taken from ``requested`` (more ``epochs``; how it executes). Anything else that differs
+    is refused, naming the option and both values. None when the run has already finished."""
+    stored = stored_config(out)
+    if stored is None:
+        return requested
+    mine, theirs = stored.to_dict(), requested.to_dict()
+    changed = [k for k in mine if k not in RESUMABLE_FIELDS and k != "epochs" and mine[k] != theirs[k]]
+    if changed:
+        raise ValueError(f"--resume continues {out} as it was configured; it differs in " + "; ".join(
+            f"{k} (run: {mine[k]!r}, now: {theirs[k]!r})" for k in changed) + ". Start a new run (another --out) to change them")
+    if requested.epochs < stored.epochs:
+        raise ValueError(f"--resume: --epochs {requested.epochs} is fewer than the run's {stored.epochs}; epochs can only be extended")
+    cfg = dataclasses.replace(stored, **{k: theirs[k] for k in RESUMABLE_FIELDS}, epochs=requested.epochs)
+    summary = out / "summary.json"
+    if summary.is_file():
+        done = json.loads(summary.read_text())
+        if done.get("status") == "finished" and done["config"]["epochs"] >= cfg.epochs:
+            print(f"{out} finished all {done['config']['epochs']} epochs already; nothing to do (pass more --epochs to extend it)", file=sys.stderr)
+            return None
+    return cfg
+
+
+# Options a resumed run may take from the command line: how it executes, not what it computes.
+RESUMABLE_FIELDS = ("out", "resume", "overwrite", "progress", "threads", "device", "eval_batch_size")
+
+
+def stored_config(out: Path) -> Optional[TrainConfig]:
+    """The config a run in ``out`` was started with: ``config.json``, or a checkpoint's metadata
+    (runs written before config.json existed)."""
+    if (out / "config.json").is_file():
+        return TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    found = ckpt.find_resumable(out)
+    if found is None:
+        return None
+    return TrainConfig.from_dict(json.loads(ckpt.load_weights(found[0])[1]["config"]))
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) one run described by ``cfg``; returns its summary (also written to
     ``cfg.out/summary.json`` by rank 0)."""
@@ -190,9 +233,80 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         cleanup(info)
 
 
-def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, Any]:
-    start_time = time.perf_counter()
+@dataclass
+class TrainState:
+    """Where a run stands: what a checkpoint's state file holds besides optimizer and RNG."""
+
+    epoch: int = 0  # epochs finished
+    step: int = 0  # steps finished in the current epoch
+    best: dict[str, Any] = field(default_factory=lambda: {"top1": -1.0, "epoch": -1})
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """Everything a run trains with, set up once by :func:`_set_up`."""
+
+    cfg: TrainConfig
+    device: torch.device
+    info: DistInfo
+    out: Path
+    train_ds: TensorImageDataset
+    train_batches: BatchMaker
+    test_batches: BatchMaker
+    core: nn.Module  # the model itself (checkpoints, evaluation)
+    model: nn.Module  # what trains: core, DDP-wrapped and/or compiled
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    sampler: DistributedSampler
+    meta: dict[str, str]
+
+    @property
+    def num_classes(self) -> int:
+        return self.train_ds.num_classes
+
+    @property
+    def per_rank_batch(self) -> int:
+        return self.cfg.batch_size // self.info.world_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.sampler) // self.per_rank_batch
+
+    def amp(self):
+        return autocast_context(self.device, self.cfg)
+
+    def save(self, state: TrainState, tag: str) -> None:
+        """Checkpoint ``state`` (rank 0 only) with the optimizer, scaler and RNG."""
+        if not self.info.is_main:
+            return
+        blob = {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "torch_rng": torch.get_rng_state(),
+            **dataclasses.asdict(state),
+        }
+        extra = ("best.safetensors",) if (self.out / "best.safetensors").is_file() else ()
+        ckpt.save_checkpoint(self.out, tag, self.core.state_dict(), blob, {**self.meta, "epoch": str(state.epoch), "step": str(state.step)}, extra)
+
+
+def _check_output(cfg: TrainConfig) -> None:
+    """Before any work: the run folder is writable, and a folder holding a run is only continued
+    (``resume``) or replaced (``overwrite``), never silently overwritten."""
     out = Path(cfg.out)
+    ensure_writable(out)
+    if cfg.resume or not ckpt.holds_run(out):
+        return
+    if not cfg.overwrite:
+        raise ValueError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --out")
+    for name in ckpt.RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for pattern in ("*.safetensors", "*.state.pt"):
+        for path in out.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Run:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.deterministic:
@@ -204,14 +318,10 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
         )
     if cfg.batch_size % info.world_size:
         raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {info.world_size} ranks")
-    if not cfg.resume and ckpt.latest_checkpoint(out) is not None:  # every rank checks: none may hang
-        raise ValueError(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
-
-    train_ds = load_dataset(cfg.dataset, "train", cfg.data_root, cfg.image_size, cfg.train_size, cfg.data_seed, progress=info.is_main)
-    test_ds = load_dataset(cfg.dataset, "test", cfg.data_root, cfg.image_size, cfg.test_size, cfg.data_seed, progress=info.is_main)
+    train_ds = load_dataset(cfg.dataset, "train", cfg.data_root, cfg.image_size, cfg.train_size, cfg.data_seed, progress=info.is_main and cfg.progress)
+    test_ds = load_dataset(cfg.dataset, "test", cfg.data_root, cfg.image_size, cfg.test_size, cfg.data_seed, progress=info.is_main and cfg.progress)
     if len(train_ds) < cfg.batch_size:
         raise ValueError(f"the training set has {len(train_ds)} images, fewer than one batch of {cfg.batch_size}")
-    num_classes = train_ds.num_classes
     mean, std = channel_stats(train_ds.images)
     aug = augment_defaults(cfg.dataset, train_ds.images.shape[-1])
     train_batches = BatchMaker(
@@ -220,148 +330,163 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
     test_batches = BatchMaker(test_ds, device, mean, std, 0, False, cfg.channels_last)
 
     torch.manual_seed(cfg.seed)
-    core = build_model(cfg, num_classes).to(device)
+    core = build_model(cfg, train_ds.num_classes).to(device)
     if cfg.sync_bn and info.enabled:
         core = nn.SyncBatchNorm.convert_sync_batchnorm(core)
     if cfg.channels_last:
         core = core.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(param_groups(core, cfg.weight_decay), lr=cfg.peak_lr, momentum=cfg.momentum)
-    amp = lambda: autocast_context(device, cfg)  # noqa: E731
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda" and cfg.amp_dtype != "bf16")
-
-    per_rank_batch = cfg.batch_size // info.world_size
     sampler = DistributedSampler(range(len(train_ds)), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed, drop_last=True)
-    steps_per_epoch = len(sampler) // per_rank_batch
-    total_steps = steps_per_epoch * cfg.epochs
-    warmup_steps = int(cfg.warmup_epochs * steps_per_epoch)
-
-    meta = {
-        "format": "attnzoo-checkpoint-v1",
-        "config": cfg.to_json(),
-        "num_classes": str(num_classes),
-        "input_shape": json.dumps(list(train_ds.images.shape[1:])),
-        "mean": json.dumps(mean),
-        "std": json.dumps(std),
-    }
-    start_epoch, start_step, best, history = 0, 0, {"top1": -1.0, "epoch": -1}, []
-    latest = ckpt.latest_checkpoint(out) if cfg.resume else None
-    if latest is not None:
-        weights, _ = ckpt.load_weights(latest[0])
-        core.load_state_dict(weights)
-        state = ckpt.load_state(latest[1])
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, start_step, best = state["epoch"], state["step"], state["best"]
-        history = [h for h in state["history"] if h["epoch"] <= start_epoch]
-        if info.is_main:
-            print(f"resuming {out} at epoch {start_epoch + 1}, step {start_step}", file=sys.stderr)
-
     model: nn.Module = core
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(core, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         model = torch.compile(model)
+    meta = {
+        "format": "attnzoo-checkpoint-v1",
+        "config": cfg.to_json(),
+        "num_classes": str(train_ds.num_classes),
+        "input_shape": json.dumps(list(train_ds.images.shape[1:])),
+        "mean": json.dumps(mean),
+        "std": json.dumps(std),
+    }
+    return Run(cfg, device, info, Path(cfg.out), train_ds, train_batches, test_batches, core, model, optimizer, scaler, sampler, meta)
 
-    def save(epoch: int, step: int, tag: str) -> None:
-        if not info.is_main:
-            return
-        state = {
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "torch_rng": torch.get_rng_state(),
-            "epoch": epoch,
-            "step": step,
-            "best": best,
-            "history": history,
-        }
-        ckpt.save_checkpoint(out, tag, core.state_dict(), state, {**meta, "epoch": str(epoch), "step": str(step)})
 
-    epoch, step = start_epoch, start_step
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            sampler.set_epoch(epoch)
-            order = torch.tensor(list(sampler))
-            model.train()
-            bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and info.is_main)
-            if bar is not None and step:
-                bar.update(step)
-            stats = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
-            data_time, epoch_start = 0.0, time.perf_counter()
-            first_step, lr = step, optimizer.param_groups[0]["lr"]
-            while step < steps_per_epoch:
-                t0 = time.perf_counter()
-                x, y = train_batches(order[step * per_rank_batch : (step + 1) * per_rank_batch], step_generator(cfg.seed, epoch, step))
-                data_time += time.perf_counter() - t0
-                lr = cfg.peak_lr * lr_factor(epoch * steps_per_epoch + step, total_steps, warmup_steps, cfg.schedule)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with amp():
-                    out_ = model(x)
-                    loss = _loss(out_, y, cfg.label_smoothing)
-                finite = torch.tensor([float(torch.isfinite(loss))])
-                if all_reduce_sum(finite, info).item() < info.world_size:
-                    raise TrainingDiverged(
-                        f"loss is {loss.item()} at epoch {epoch + 1}, step {step}; training stopped. "
-                        f"The last good checkpoint is kept in {out}. Try a lower --lr, or run without --amp."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                stats += torch.tensor([loss.item() * y.numel(), (_logits(out_).argmax(1) == y).sum().item(), y.numel()], dtype=torch.float64)
-                step += 1
-                if bar is not None:
-                    elapsed = time.perf_counter() - epoch_start
-                    bar.set_postfix(loss=f"{stats[0] / stats[2]:.3f}", acc=f"{stats[1] / stats[2]:.3f}", img_s=f"{stats[2] * info.world_size / elapsed:.0f}")
-                    bar.update(1)
+def _restore(run: Run) -> TrainState:
+    """The state of the newest verified checkpoint, loaded into the run; a fresh state without one."""
+    found = ckpt.find_resumable(run.out)
+    if found is None:
+        if run.info.is_main and ckpt.holds_run(run.out):
+            print(f"{run.out} holds no complete checkpoint: starting from epoch 1", file=sys.stderr)
+        return TrainState()
+    weights, _ = ckpt.load_weights(found[0])
+    run.core.load_state_dict(weights)
+    blob = ckpt.load_state(found[1])
+    run.optimizer.load_state_dict(blob["optimizer"])
+    if blob.get("scaler"):
+        run.scaler.load_state_dict(blob["scaler"])
+    torch.set_rng_state(blob["torch_rng"])
+    state = TrainState(blob["epoch"], blob["step"], blob["best"], [h for h in blob["history"] if h["epoch"] <= blob["epoch"]])
+    if run.info.is_main and state.epoch < run.cfg.epochs:
+        print(f"resuming {run.out} from {found[0].name} at epoch {state.epoch + 1}, step {state.step}", file=sys.stderr)
+    return state
+
+
+def _train_epoch(run: Run, state: TrainState, stop: "StopRequest") -> dict[str, Any]:
+    """Train from ``state.step`` to the end of epoch ``state.epoch + 1``; returns the epoch's
+    training figures. A stop request ends it after the current step with a checkpoint."""
+    cfg, info = run.cfg, run.info
+    epoch, steps = state.epoch, run.steps_per_epoch
+    total_steps, warmup_steps = steps * cfg.epochs, int(cfg.warmup_epochs * steps)
+    run.sampler.set_epoch(epoch)
+    order = torch.tensor(list(run.sampler))
+    run.model.train()
+    bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and info.is_main)
+    if bar is not None and state.step:
+        bar.update(state.step)
+    stats = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
+    data_time, epoch_start, first_step, lr = 0.0, time.perf_counter(), state.step, run.optimizer.param_groups[0]["lr"]
+    b = run.per_rank_batch
+    while state.step < steps:
+        t0 = time.perf_counter()
+        x, y = run.train_batches(order[state.step * b : (state.step + 1) * b], step_generator(cfg.seed, epoch, state.step))
+        data_time += time.perf_counter() - t0
+        lr = cfg.peak_lr * lr_factor(epoch * steps + state.step, total_steps, warmup_steps, cfg.schedule)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        with run.amp():
+            out = run.model(x)
+            loss = _loss(out, y, cfg.label_smoothing)
+        finite = torch.tensor([float(torch.isfinite(loss))])
+        if all_reduce_sum(finite, info).item() < info.world_size:
+            raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, step {state.step}; training stopped. {_kept(run.out)} "
+                                   "Try a lower --lr, or run without --amp.")
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        stats += torch.tensor([loss.item() * y.numel(), (_logits(out).argmax(1) == y).sum().item(), y.numel()], dtype=torch.float64)
+        state.step += 1
+        if bar is not None:
+            elapsed = time.perf_counter() - epoch_start
+            bar.set_postfix(loss=f"{stats[0] / stats[2]:.3f}", acc=f"{stats[1] / stats[2]:.3f}", img_s=f"{stats[2] * info.world_size / elapsed:.0f}")
+            bar.update(1)
+        if stop.agreed(info) and state.step < steps:  # a whole step is done: the checkpoint resumes exactly
             if bar is not None:
                 bar.close()
-            epoch_time = time.perf_counter() - epoch_start
-            all_reduce_sum(stats, info)
-            result = evaluate(core, test_batches, num_classes, cfg.eval_batch_size, info, amp)
-            record = {
-                "epoch": epoch + 1,
-                "lr": lr,
-                "train_loss": stats[0].item() / max(stats[2].item(), 1),
-                "train_top1": stats[1].item() / max(stats[2].item(), 1),
-                "test_top1": result["top1"],
-                "test_top5": result["top5"],
-                "test_loss": result["loss"],
-                "images_per_s": (step - first_step) * cfg.batch_size / epoch_time,
-                "epoch_time_s": epoch_time,
-                "data_share": data_time / epoch_time,
-                "gates": result["gates"],
-            }
-            history.append(record)
-            if result["top1"] > best["top1"]:
-                best = {"top1": result["top1"], "top5": result["top5"], "epoch": epoch + 1}
-                if info.is_main:
-                    ckpt.save_weights(out / "best.safetensors", core.state_dict(), {**meta, "epoch": str(epoch + 1)})
-            step = 0
-            save(epoch + 1, 0, f"epoch-{epoch + 1:04d}")
-            if info.is_main:
-                ckpt.atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-                print(
-                    f"epoch {epoch + 1}/{cfg.epochs}  loss {record['train_loss']:.4f}  train {record['train_top1']:.4f}  "
-                    f"test top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  {record['images_per_s']:.0f} img/s",
-                    file=sys.stderr,
-                )
+            run.save(state, "interrupted")
+            raise KeyboardInterrupt
+    if bar is not None:
+        bar.close()
+    epoch_time = time.perf_counter() - epoch_start
+    all_reduce_sum(stats, info)
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "train_loss": stats[0].item() / max(stats[2].item(), 1),
+        "train_top1": stats[1].item() / max(stats[2].item(), 1),
+        "images_per_s": (state.step - first_step) * cfg.batch_size / epoch_time,
+        "epoch_time_s": epoch_time,
+        "data_share": data_time / epoch_time,
+    }
+
+
+def _kept(out: Path) -> str:
+    latest = ckpt.latest_checkpoint(out) if (out / ckpt.POINTER).is_file() else None
+    return f"The last good checkpoint is kept: {latest[0]}." if latest else "No checkpoint had been written yet."
+
+
+def _end_epoch(run: Run, state: TrainState, record: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate, log and checkpoint a finished epoch; returns the evaluation."""
+    result = evaluate(run.core, run.test_batches, run.num_classes, run.cfg.eval_batch_size, run.info, run.amp)
+    record.update(test_top1=result["top1"], test_top5=result["top5"], test_loss=result["loss"], gates=result["gates"])
+    state.history.append(record)
+    state.epoch, state.step = state.epoch + 1, 0
+    if result["top1"] > state.best["top1"]:
+        state.best = {"top1": result["top1"], "top5": result["top5"], "epoch": state.epoch}
+        if run.info.is_main:
+            ckpt.save_weights(run.out / "best.safetensors", run.core.state_dict(), {**run.meta, "epoch": str(state.epoch)})
+    run.save(state, f"epoch-{state.epoch:04d}")
+    if run.info.is_main:
+        atomic_write_text(run.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in state.history))
+        print(f"epoch {state.epoch}/{run.cfg.epochs}  loss {record['train_loss']:.4f}  train {record['train_top1']:.4f}  "
+              f"test top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  {record['images_per_s']:.0f} img/s", file=sys.stderr)
+    return result
+
+
+def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, Any]:
+    start_time = time.perf_counter()
+    out = Path(cfg.out)
+    _check_output(cfg)  # every rank checks: a refusal must not leave the others waiting
+    if cfg.resume:
+        cfg = resumed_config(out, cfg)
+        if cfg is None:  # finished: nothing to do, nothing rewritten
+            return json.loads((out / "summary.json").read_text())
+    run = _set_up(cfg, device, info)
+    state = _restore(run) if cfg.resume else TrainState()
+    if info.is_main:
+        atomic_write_json(out / "config.json", dataclasses.replace(cfg, resume=False, overwrite=False).to_dict())
+    last = None
+    try:
+        with StopRequest.on_sigint() as stop:
+            while state.epoch < cfg.epochs:
+                record = _train_epoch(run, state, stop)
+                last = _end_epoch(run, state, record)
+                if stop.agreed(info) and state.epoch < cfg.epochs:
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
-        save(epoch, step, "interrupted")
         if info.is_main:
             print(f"\ninterrupted: checkpoint saved in {out}; continue with --resume", file=sys.stderr)
         raise
     except TrainingDiverged:
         if info.is_main:  # the run ends flagged, so a sweep reports it instead of losing it
-            ckpt.atomic_write_json(out / "summary.json", _summary(cfg, core, train_ds, history, best, None, device, info, start_time, diverged=True))
+            atomic_write_json(out / "summary.json", _summary(cfg, run.core, run.train_ds, state.history, state.best, None, device, info, start_time, diverged=True))
         raise
-
-    last = result if cfg.epochs > start_epoch else None
-    summary = _summary(cfg, core, train_ds, history, best, last, device, info, start_time)
+    summary = _summary(cfg, run.core, run.train_ds, state.history, state.best, last, device, info, start_time)
     if info.is_main:
-        ckpt.atomic_write_json(out / "summary.json", summary)
+        atomic_write_json(out / "summary.json", summary)
     return summary
 
 

@@ -56,3 +56,17 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> None:
     fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def ensure_writable(directory: str | Path) -> Path:
+    """Create ``directory`` if needed and prove it writable, before any work is done: a
+    ValueError naming the folder and the reason otherwise."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"cannot write to {directory}: {e.strerror or e}") from None
+    return directory
