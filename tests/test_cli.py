@@ -28,3 +28,30 @@ def test_unknown_command_exits_with_usage():
     with pytest.raises(SystemExit) as e:
         main(["fly"])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "modules", "se", "--rounds", "0"], "attnzoo bench: error: argument --rounds: expected a positive integer, got 0 (see attnzoo bench --help)"),
+    (["train", "--attn", "se", "--attn-opt", "reduction=abc"], "attnzoo train: error: attn 'se': option reduction='abc' must be a number (default 16)"),
+    (["train", "--attn", "se", "--attn-opt", "foo=1"], "attnzoo train: error: attn 'se': unknown option foo; valid options: reduction, min_hidden, bias"),
+    (["train", "--model-opt", "foo=1"], "attnzoo train: error: model 'cifar_resnet8': unknown option foo; valid options: widths, in_chans"),
+    (["train", "--model-opt", "zero_init_residual=maybe"], "attnzoo train: error: model 'cifar_resnet8': option zero_init_residual='maybe' must be true or false (default False)"),
+    (["compare", "--variants", "cbam:foo=1"], "attnzoo compare: error: attn 'cbam': unknown option foo; valid options: reduction"),
+    (["train", "--epochs", "-1"], "attnzoo train: error: argument --epochs: expected a positive integer, got -1"),
+])
+def test_user_errors_are_one_line_with_exit_code_2(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main([*argv, *(["--out", str(tmp_path)] if argv[0] in ("train", "compare") else [])])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err.count("\n") == 1 and err.startswith(message), err
+
+
+@pytest.mark.parametrize("argv", [["viz", "--sample", "chelsea"], ["bench", "modules", "se"], ["compare", "--quick"], ["train", "--epochs", "1"]])
+def test_unwritable_output_is_refused_before_any_work(argv, capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out", str(blocker / "out")])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.startswith(f"attnzoo {argv[0]}: error: cannot write to {blocker / 'out'}")

@@ -14,6 +14,7 @@ import torch
 from .layers import create_module, get_module_class, list_attn, list_conv, list_fusion
 from .models import create_model, default_input_size, list_models
 from .models.spec import parse_options
+from .utils.io import ensure_writable
 from .utils import count_macs, count_params
 
 
@@ -101,14 +102,15 @@ def _add_train_arguments(p: argparse.ArgumentParser, for_compare: bool = False) 
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default=d.dataset, help="digits (embedded, default), cifar10, cifar100 or imagefolder")
     g.add_argument("--data-root", default=None, help="folder of a cifar10/cifar100/imagefolder dataset")
-    g.add_argument("--image-size", type=int, default=d.image_size, help="imagefolder: side of the resized, centre-cropped images")
-    g.add_argument("--train-size", type=int, default=None, help="digits: training images to generate (default 5000)")
-    g.add_argument("--test-size", type=int, default=None, help="digits: test images to generate (default 2000)")
+    g.add_argument("--image-size", type=positive_int, default=d.image_size, help="imagefolder: side of the resized, centre-cropped images")
+    g.add_argument("--train-size", type=positive_int, default=None, help="digits: training images to generate (default 5000)")
+    g.add_argument("--test-size", type=positive_int, default=None, help="digits: test images to generate (default 2000)")
     g.add_argument("--data-seed", type=int, default=d.data_seed, help="digits: seed of the dataset itself")
     g.add_argument("--no-augment", dest="augment", action="store_false", help="no random crop / flip")
+    g.add_argument("--allow-empty-classes", action="store_true", help="imagefolder: warn about class folders without images instead of refusing")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"global batch size, split across torchrun ranks (default {d.batch_size})")
+    g.add_argument("--epochs", type=positive_int, default=d.epochs, help=f"default {d.epochs}")
+    g.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"global batch size, split across torchrun ranks (default {d.batch_size})")
     g.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate of SGD with momentum (default {LR_PER_32} × batch size / 32)")
     g.add_argument("--momentum", type=float, default=d.momentum)
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="on conv/linear weights only (not BN, biases)")
@@ -122,9 +124,9 @@ def _add_train_arguments(p: argparse.ArgumentParser, for_compare: bool = False) 
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across torchrun ranks (CUDA only)")
     g.add_argument("--device", default=d.device, help="auto (default), cpu, cuda, cuda:1, mps")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     g.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms")
-    g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+    g.add_argument("--eval-batch-size", type=positive_int, default=d.eval_batch_size)
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     if not for_compare:
         g.add_argument("--seed", type=int, default=d.seed)
@@ -196,8 +198,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from .train.evaluate import evaluate_checkpoint
 
+    if args.out:
+        ensure_writable(Path(args.out).parent)
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root, batch_size=args.batch_size, device=args.device)
     if args.out:
         from .train import atomic_write_json
@@ -221,7 +227,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .experiments import compare, report
     from .experiments.variants import parse_variants
 
-    out = Path(args.out)
+    out = ensure_writable(args.out)
     if args.from_dirs:
         run_dirs = compare.from_dirs(args.from_dirs)
     else:
@@ -239,6 +245,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_viz(args: argparse.Namespace) -> int:
     from .viz.run import visualise
 
+    ensure_writable(args.out)
     result = visualise(args.out, image_path=args.image, sample=args.sample, checkpoint=args.checkpoint,
                        model_name=args.model, attn=args.attn, fusion=args.fusion, layers=args.layers)
     print(f"captured {len(result['layers'])} attention layers: " + ", ".join(f"{k} ({v})" for k, v in result["layers"].items()))
@@ -253,6 +260,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run as bench
     from .layers import fused
 
+    ensure_writable(args.out)
     if args.fused and not fused.enable():
         raise ValueError(f"--fused: the kernels could not be built ({fused._state['error']})")
     common = dict(dtype=args.dtype, threads=args.threads, rounds=args.rounds, warmup=args.warmup, backward=args.backward,
@@ -280,13 +288,34 @@ def cmd_preview_data(args: argparse.Namespace) -> int:
 COMPARE_QUICK = {"epochs": 1, "train_size": 512, "test_size": 256}
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line naming the input (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="attnzoo", description="Visual attention modules for CNNs: list, train, compare, benchmark.")
+    parser = _Parser(prog="attnzoo", description="Visual attention modules for CNNs: list, train, compare, benchmark.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="list every module and model with its parameters and MACs")
-    p.add_argument("--channels", type=int, default=256, help="channels C of the module input (default 256)")
-    p.add_argument("--size", type=int, default=56, help="height = width of the module input (default 56)")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the module input (default 1)")
+    p.add_argument("--channels", type=positive_int, default=256, help="channels C of the module input (default 256)")
+    p.add_argument("--size", type=positive_int, default=56, help="height = width of the module input (default 56)")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size of the module input (default 1)")
     p.add_argument("--no-models", action="store_true", help="skip the (slower) model table")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_list)
@@ -300,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a .safetensors file written by attnzoo train, or its run folder")
     p.add_argument("--dataset", default=None, help="dataset (default: the one it was trained on)")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--batch-size", type=positive_int, default=512)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=None, help="also write the result as JSON here")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -318,13 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", nargs="+", default=None,
                    help="variants as NAME[@STAGES][:KEY=VALUE,...] joined with '+': plain, se, self_attn@3, cbam:variant=paper, "
                    "cbam:kernel_size=3, aff@3... (default: the preset's; plain is always added)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per variant (default: the preset's, 3)")
+    p.add_argument("--seeds", type=positive_int, default=None, help="seeds per variant (default: the preset's, 3)")
     p.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (default 0): check a verdict on fresh seeds")
-    p.add_argument("--jobs", type=int, default=None, help="runs trained in parallel (default: one per core, 1 thread each)")
+    p.add_argument("--jobs", type=positive_int, default=None, help="runs trained in parallel (default: one per core, 1 thread each)")
     p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
     p.add_argument("--from", dest="from_dirs", nargs="+", metavar="DIR", help="aggregate finished runs found under DIR... instead of training")
     p.add_argument("--quick", action="store_true", help="a smoke-test budget (1 epoch, 512 images): not for reading results")
-    p.add_argument("--latency-batch", type=int, default=64, help="batch size of the latency measurement (default 64)")
+    p.add_argument("--latency-batch", type=positive_int, default=64, help="batch size of the latency measurement (default 64)")
     p.add_argument("--no-latency", action="store_true")
     p.add_argument("--no-localisation", action="store_true")
     _add_train_arguments(p, for_compare=True)
@@ -347,13 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", choices=["modules", "models"])
     p.add_argument("names", nargs="*", help="modules: registered names (default all); models: variants like se, cbam, aff@34 (default plain se cbam aff iaff)")
     p.add_argument("--model", default="resnet50", help="backbone for `bench models` (default resnet50)")
-    p.add_argument("--channels", type=int, default=256, help="modules: C (default 256)")
-    p.add_argument("--size", type=int, default=None, help="H = W (default 56 for modules, 224 for models)")
-    p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    p.add_argument("--channels", type=positive_int, default=256, help="modules: C (default 256)")
+    p.add_argument("--size", type=positive_int, default=None, help="H = W (default 56 for modules, 224 for models)")
+    p.add_argument("--batch", type=positive_int, default=8, help="batch size (default 8)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="fp32, or autocast to bf16/fp16")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 20 modules, 10 models)")
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--rounds", type=positive_int, default=None, help="interleaved timing rounds (default 20 modules, 10 models)")
+    p.add_argument("--warmup", type=non_negative_int, default=3)
     p.add_argument("--backward", action=argparse.BooleanOptionalAction, default=None,
                    help="also time forward+backward in train mode (default: on for modules, off for models)")
     p.add_argument("--compile", action="store_true", help="torch.compile every candidate (default backend, inductor)")
@@ -366,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("preview-data", help="a PNG grid of the embedded dataset's images, labels and target boxes")
     p.add_argument("--out", default="runs/digits.png")
-    p.add_argument("--count", type=int, default=24)
+    p.add_argument("--count", type=positive_int, default=24)
     p.set_defaults(func=cmd_preview_data)
     return parser
 

@@ -42,5 +42,33 @@ def test_unreadable_image(tmp_path):
 
 def test_empty_class_folders(tmp_path):
     (tmp_path / "train" / "a").mkdir(parents=True)
-    with pytest.raises(ValueError, match="no images found"):
+    with pytest.raises(ValueError, match="class folder\\(s\\) without images in .*train: a \\(pass --allow-empty-classes"):
         load_image_folder(tmp_path, "train")
+
+
+def test_an_empty_class_among_others_is_refused_or_warned(tmp_path):
+    _tree(tmp_path, "train", ["cat", "dog"])
+    (tmp_path / "train" / "empty").mkdir()
+    with pytest.raises(ValueError, match="without images in .*: empty"):
+        load_image_folder(tmp_path, "train")
+    with pytest.warns(UserWarning, match="without images .*: empty"):
+        ds = load_image_folder(tmp_path, "train", allow_empty_classes=True)
+    assert ds.num_classes == 3 and ds.labels.tolist() == [0, 0, 1, 1]
+
+
+def test_a_class_only_in_val_is_refused(tmp_path):
+    _tree(tmp_path, "train", ["cat", "dog"])
+    _tree(tmp_path, "val", ["cat", "dog", "eel"], per_class=1)
+    with pytest.raises(ValueError, match="has class folders that .*train lacks: eel"):
+        load_image_folder(tmp_path, "test")
+
+
+def test_16_bit_images_are_scaled_not_clipped(tmp_path):
+    d = tmp_path / "train" / "a"
+    d.mkdir(parents=True)
+    value = 32768  # half of the 16-bit range: 128 in 8 bits (PIL's own convert gives 255)
+    Image.fromarray(np.full((20, 20), value, np.uint16)).save(d / "half.png")
+    with Image.open(d / "half.png") as img:
+        assert img.mode.startswith("I")  # a real 16-bit PNG
+    ds = load_image_folder(tmp_path, "train", image_size=8)
+    assert ds.images.unique().tolist() == [128]

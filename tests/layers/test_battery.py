@@ -172,3 +172,10 @@ def test_create_module_finds_every_registry():
     assert attnzoo.layers.module_kind("sk") == "conv" and attnzoo.layers.module_kind("eca") == "attention"
     with pytest.raises(ValueError, match=r"unknown module 'nope'; valid names: .*add.*sk"):
         attnzoo.layers.create_module("nope", 8)
+
+
+@pytest.mark.parametrize("name", ["nonlocal", "self_attn", "se", "cbam"])
+def test_empty_input_is_a_clear_error(name):
+    m = attnzoo.create_attn(name, 8)
+    with pytest.raises(ValueError, match=r"got an empty input of shape \(0, 8, 4, 4\); expected at least one image"):
+        m(torch.randn(0, 8, 4, 4))

@@ -11,8 +11,8 @@ from tests.conftest import randomize_
 
 pytestmark = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler to build the kernels")
 
-FUSED = [("cbam", {}), ("cbam", {"variant": "official"}), ("cbam_channel", {}), ("cbam_spatial", {}),
-         ("cbam_spatial", {"variant": "official"}), ("se", {}), ("se", {"bias": False}), ("cbam", {"bias": False}),
+FUSED = [("cbam", {}), ("cbam", {"variant": "paper"}), ("cbam", {"pools": "avg"}), ("cbam_channel", {}), ("cbam_spatial", {}),
+         ("cbam_spatial", {"variant": "paper"}), ("se", {}), ("se", {"bias": False}), ("cbam", {"bias": False}),
          ("ha_soft", {})]
 
 
@@ -231,3 +231,28 @@ def test_swapped_activation_takes_the_pytorch_path(kernels, name, swap):
     with torch.no_grad():
         assert m.fused_apply(fused._state["module"], x) is None
     torch.testing.assert_close(*fused_then_pytorch(lambda: m(x)))
+
+
+@pytest.mark.parametrize("attn", ["cbam", "ha_soft", "se"])
+def test_channels_last_models_take_the_kernels_or_fall_back(kernels, attn):
+    # a channels_last model holds its 7×7 / 3×3 conv weights in another layout than the kernels read
+    model = randomize_(attnzoo.create_model("cifar_resnet8", attn=attn, num_classes=10)).eval()
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+
+    def run():
+        with torch.inference_mode():
+            return model(x)
+
+    torch.testing.assert_close(*fused_then_pytorch(run), rtol=1e-4, atol=1e-4)
+
+
+def test_channels_last_resnet50_cbam_as_reported(kernels):
+    model = attnzoo.create_model("resnet50", attn="cbam").eval().to(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 32, 32)
+
+    def run():
+        with torch.inference_mode():
+            return model(x)
+
+    torch.testing.assert_close(*fused_then_pytorch(run), rtol=1e-4, atol=1e-4)

@@ -36,6 +36,7 @@ def load_dataset(
     size: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    allow_empty_classes: bool = False,
 ) -> TensorImageDataset:
     """Load dataset ``name`` ``split`` ("train" or "test") as uint8 tensors in memory.
 
@@ -51,7 +52,7 @@ def load_dataset(
     if not Path(root).is_dir():
         raise ValueError(f"dataset {name!r}: data root {root} is not a folder")
     if name == "imagefolder":
-        return load_image_folder(root, split, image_size=image_size, progress=progress)
+        return load_image_folder(root, split, image_size=image_size, progress=progress, allow_empty_classes=allow_empty_classes)
     return load_cifar(name, root, split)
 
 

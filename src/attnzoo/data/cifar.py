@@ -56,7 +56,10 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 
 def _read_python_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     with open(path, "rb") as f:
-        batch = _ArrayOnlyUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
+        try:
+            batch = _ArrayOnlyUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as e:
+            raise ValueError(f"{path}: not loaded ({e})") from None
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         raise ValueError(f"{path}: not a CIFAR python batch (expected a dict with b'data' and {label_key!r})")
     data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)

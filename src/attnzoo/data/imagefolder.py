@@ -24,11 +24,35 @@ def _resize_center_crop(img, size: int):
     return img.crop((left, top, left + size, top + size))
 
 
-def load_image_folder(root: str | Path, split: str, image_size: int = 64, classes: list[str] | None = None, progress: bool = False) -> TensorImageDataset:
+def _to_rgb8(img):
+    """Any PIL image as 8-bit RGB. 16-bit greyscale ("I;16", "I") is scaled from its 0–65535 range:
+    PIL's own ``convert("RGB")`` clips it at 255, which turns a 16-bit PNG nearly all white."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        scaled = (np.asarray(img, dtype=np.float64) / 65535.0 * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+        return Image.fromarray(scaled, mode="L").convert("RGB")
+    if img.mode == "F":
+        return Image.fromarray((np.asarray(img).clip(0, 1) * 255 + 0.5).astype(np.uint8), mode="L").convert("RGB")
+    return img.convert("RGB")
+
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+
+
+def load_image_folder(root: str | Path, split: str, image_size: int = 64, classes: list[str] | None = None, progress: bool = False,
+                      allow_empty_classes: bool = False) -> TensorImageDataset:
     """Decode every image of ``root/split`` (shorter side resized to ``image_size``, centre-cropped).
 
     Class indices follow the sorted class-folder names of the train split (pass ``classes`` to
-    fix them). Held in memory as uint8: meant for datasets that fit in RAM.
+    fix them). A class folder with no images is an error (it would be a class the model can never
+    see; ``allow_empty_classes`` turns that into a warning), and so is a class that exists only in
+    ``val/``. Held in memory as uint8: meant for datasets that fit in RAM.
     """
     from PIL import Image, UnidentifiedImageError  # optional dependency: attnzoo[train]
 
@@ -39,18 +63,24 @@ def load_image_folder(root: str | Path, split: str, image_size: int = 64, classe
     folder = next((root / d for d in split_dirs if (root / d).is_dir()), None)
     if folder is None:
         raise ValueError(f"imagefolder: no {'/'.join(split_dirs)} folder under {root}; expected layout {LAYOUT}")
+    train_dir = root / "train" if (root / "train").is_dir() else folder
     if classes is None:
-        train_dir = root / "train" if (root / "train").is_dir() else folder
-        classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+        classes = _class_folders(train_dir)
     if not classes:
         raise ValueError(f"imagefolder: no class folders in {folder}; expected layout {LAYOUT}")
-    files = [
-        (path, index)
-        for index, cls in enumerate(classes)
-        if (folder / cls).is_dir()
-        for path in sorted((folder / cls).iterdir())
-        if path.suffix.lower() in IMAGE_SUFFIXES
-    ]
+    unknown = sorted(set(_class_folders(folder)) - set(classes))
+    if unknown:
+        raise ValueError(f"imagefolder: {folder} has class folders that {train_dir} lacks: {', '.join(unknown)}; "
+                         "every class needs training images")
+    empty = [cls for cls in classes if not _images_in(train_dir / cls)]
+    if empty:
+        message = f"imagefolder: class folder(s) without images in {train_dir}: {', '.join(empty)}"
+        if not allow_empty_classes:
+            raise ValueError(message + " (pass --allow-empty-classes to train with them anyway)")
+        import warnings
+
+        warnings.warn(message + ": the model keeps an output for each, which no image teaches", stacklevel=2)
+    files = [(path, index) for index, cls in enumerate(classes) for path in _images_in(folder / cls)]
     if not files:
         raise ValueError(f"imagefolder: no images found in {folder}; expected layout {LAYOUT}")
     images = np.empty((len(files), 3, image_size, image_size), dtype=np.uint8)
@@ -62,7 +92,7 @@ def load_image_folder(root: str | Path, split: str, image_size: int = 64, classe
     for i, (path, _) in enumerate(iterator):
         try:
             with Image.open(path) as img:
-                img = _resize_center_crop(img.convert("RGB"), image_size)
+                img = _resize_center_crop(_to_rgb8(img), image_size)
                 images[i] = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
         except (UnidentifiedImageError, OSError) as e:
             raise ValueError(f"imagefolder: cannot read {path} as an image: {e}") from None

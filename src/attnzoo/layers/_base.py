@@ -47,6 +47,8 @@ class AttentionModule(nn.Module):
                 f"{type(self).__name__}: expected input of shape (N, {self.channels}, H, W), "
                 f"got {tuple(x.shape)}"
             )
+        if x.numel() == 0:
+            raise ValueError(f"{type(self).__name__}: got an empty input of shape {tuple(x.shape)}; expected at least one image of at least one pixel")
 
     def gate_factors(self, x: torch.Tensor) -> Optional[tuple[Optional[torch.Tensor], Optional[torch.Tensor]]]:
         """For a module that only gates its input: ``(a, b)`` with

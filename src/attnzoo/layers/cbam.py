@@ -220,6 +220,9 @@ def _fused_cbam(kernels, x, identity, relu, channel: Optional[CBAMChannel], spat
         if conv is None:
             return None
     max_first = spatial is not None and spatial.variant == "official"
+    # The kernel reads plain row-major weights; a model moved to channels_last holds the 7×7
+    # conv's weight in another layout (a no-op copy for weights already contiguous).
+    mlp, conv = (tuple(t if t is None else t.contiguous() for t in group) for group in (mlp, conv))
     return kernels.pooled_gates(x, identity, relu, *mlp, True, *conv, max_first)
 
 

@@ -47,7 +47,8 @@ def _folded(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
     conv, norm, _ = block
     scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
     bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-    return conv.weight * scale.view(-1, 1, 1, 1), (bias - norm.running_mean) * scale + norm.bias
+    # contiguous: the kernels read row-major weights, and a channels_last model holds them otherwise
+    return (conv.weight * scale.view(-1, 1, 1, 1)).contiguous(), (bias - norm.running_mean) * scale + norm.bias
 
 
 class HASpatialMap(nn.Module):

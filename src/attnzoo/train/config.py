@@ -39,6 +39,7 @@ class TrainConfig:
     test_size: Optional[int] = None
     data_seed: int = 0  # digits only: the dataset's own seed, fixed across training seeds
     augment: bool = True
+    allow_empty_classes: bool = False  # imagefolder: warn instead of refusing class folders without images
     # optimisation
     epochs: int = 8
     batch_size: int = 32  # global: split across ranks under torchrun

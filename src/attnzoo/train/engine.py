@@ -318,8 +318,9 @@ def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Run:
         )
     if cfg.batch_size % info.world_size:
         raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {info.world_size} ranks")
-    train_ds = load_dataset(cfg.dataset, "train", cfg.data_root, cfg.image_size, cfg.train_size, cfg.data_seed, progress=info.is_main and cfg.progress)
-    test_ds = load_dataset(cfg.dataset, "test", cfg.data_root, cfg.image_size, cfg.test_size, cfg.data_seed, progress=info.is_main and cfg.progress)
+    data = dict(progress=info.is_main and cfg.progress, allow_empty_classes=cfg.allow_empty_classes)
+    train_ds = load_dataset(cfg.dataset, "train", cfg.data_root, cfg.image_size, cfg.train_size, cfg.data_seed, **data)
+    test_ds = load_dataset(cfg.dataset, "test", cfg.data_root, cfg.image_size, cfg.test_size, cfg.data_seed, **data)
     if len(train_ds) < cfg.batch_size:
         raise ValueError(f"the training set has {len(train_ds)} images, fewer than one batch of {cfg.batch_size}")
     mean, std = channel_stats(train_ds.images)
