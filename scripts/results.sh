@@ -2,7 +2,7 @@
 # Regenerate every committed training result (docs/results/) with the code at HEAD.
 # Run folders (checkpoints) go to runs/results/; reports, plots and each run's summary and
 # metrics are copied to docs/results/ so `attnzoo compare --from docs/results/NAME/runs` re-aggregates them.
-#   bash scripts/results.sh [main fresh ablations long ...]   (default: all, in that order)
+#   bash scripts/results.sh [main fresh ablations long recipe ...]   (default: all, in that order)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/setup.sh"
@@ -24,13 +24,20 @@ run() {  # NAME, then attnzoo compare arguments
 }
 
 mkdir -p runs/results
-for what in "${@:-main fresh ablations long}"; do
+for what in "${@:-main fresh ablations long recipe}"; do
   for w in $what; do
     case "$w" in
       main) run compare-cpu ;;                                         # the README's main table
       fresh) run compare-cpu-fresh --first-seed 100 --data-seed 1 ;;   # the verdict on seeds and data never tuned on
       ablations) run ablations --preset ablations ;;
       long) run long --preset long ;;
+      recipe)  # the lr × epochs grid behind the recipe (docs/recipe.md), on seeds the default never uses
+        for lr in 0.025 0.05 0.1; do for ep in 4 8; do
+          attnzoo compare --variants plain --first-seed 11 --seeds 3 --lr $lr --epochs $ep --no-latency --no-localisation \
+            --no-progress --out "runs/results/recipe/lr$lr-ep$ep" > /dev/null
+        done; done
+        mkdir -p docs/results/recipe && python scripts/recipe_figure.py runs/results/recipe docs/results/recipe
+        echo "commit $(git rev-parse --short HEAD)" > docs/results/recipe/COMMIT ;;
       *) echo "unknown result set $w" >&2; exit 2 ;;
     esac
   done

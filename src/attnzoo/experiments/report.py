@@ -8,6 +8,7 @@ the variant and plain are healthy.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -120,8 +121,14 @@ def verdicts(rows: Sequence[dict[str, Any]], reference: str = "plain") -> list[s
         else:
             need = pair.get("seeds_for_80pct_power")
             more = f"; a difference this size would need about {need} seeds to resolve" if need and need > pair["n"] else ""
+            if lo > 0 or hi < 0:
+                more += f"; the unadjusted interval excludes 0, but not after correcting for {len(tested_rows(rows, reference))} comparisons"
             lines.append(f"`{r['variant']}`: no difference from {reference} shown ({where}){more}{flagged}.")
     return lines
+
+
+def tested_rows(rows: Sequence[dict[str, Any]], reference: str) -> list[dict[str, Any]]:
+    return [r for r in rows if r["variant"] != reference and (r.get("paired") or {}).get("p_holm") is not None]
 
 
 def _pct(x: Optional[float], sign: bool = False) -> str:
@@ -328,3 +335,30 @@ def write_outputs(results: dict[str, Any], run_dirs: Sequence[Path], out: Path, 
     if plot_gates(run_dirs, out / "gates.png"):
         written.append(out / "gates.png")
     return written
+
+
+README_HEADERS = ["variant", "healthy runs", "top-1 %", "Δ vs plain (paired), 95% CI", "Holm p", "params", "latency × plain"]
+
+
+def readme_table(results: dict[str, Any]) -> str:
+    """The compact table the README shows for a committed ``results.json`` (a test keeps them equal)."""
+    lines = ["| " + " | ".join(README_HEADERS) + " |", "|" + "---|" * len(README_HEADERS)]
+    for cells in leaderboard_rows(results):
+        variant, runs, top1, paired, p_holm, _welch, params, latency, _speed = cells
+        lines.append("| " + " | ".join([f"`{variant}`", runs, top1, paired, p_holm, params, latency]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+README_BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+
+
+def render_readme(text: str, results_root: Path) -> str:
+    """``text`` with every ``<!-- results:NAME -->`` block replaced by the table of
+    ``results_root/NAME/results.json`` followed by its verdict lines."""
+
+    def block(match: re.Match) -> str:
+        results = json.loads((results_root / match["name"] / "results.json").read_text())
+        verdict = "".join(f"- {line}\n" for line in results["verdicts"])
+        return f"{match[1]}{readme_table(results)}\n{verdict}{match[4]}"
+
+    return README_BLOCK.sub(block, text)
