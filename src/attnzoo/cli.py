@@ -222,8 +222,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .experiments import compare, report
     from .experiments.variants import parse_variants
 
@@ -258,13 +256,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .bench import run as bench
-    from .layers import fused
-
     ensure_writable(args.out)
-    if args.fused and not fused.enable():
-        raise ValueError(f"--fused: the kernels could not be built ({fused._state['error']})")
     common = dict(dtype=args.dtype, threads=args.threads, rounds=args.rounds, warmup=args.warmup, backward=args.backward,
-                  compile=args.compile, channels_last=args.channels_last, device=args.device)
+                  compile=args.compile, channels_last=args.channels_last, device=args.device, fused=args.fused)
     if args.target == "modules":
         result = bench.bench_modules(args.names, channels=args.channels, size=args.size, batch=args.batch, **common)
     else:
@@ -309,9 +303,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="attnzoo", description="Visual attention modules for CNNs: list, train, compare, benchmark.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_list_command(sub) -> None:
     p = sub.add_parser("list", help="list every module and model with its parameters and MACs")
     p.add_argument("--channels", type=positive_int, default=256, help="channels C of the module input (default 256)")
     p.add_argument("--size", type=positive_int, default=56, help="height = width of the module input (default 56)")
@@ -320,11 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_list)
 
+
+def _add_train_command(sub) -> None:
     p = sub.add_parser("train", help="train one model (single process, or one rank under torchrun)",
                        description="Train a model; metrics.jsonl, summary.json and atomic checkpoints go to --out.")
     _add_train_arguments(p)
     p.set_defaults(func=cmd_train)
 
+
+def _add_eval_command(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix")
     p.add_argument("checkpoint", help="a .safetensors file written by attnzoo train, or its run folder")
     p.add_argument("--dataset", default=None, help="dataset (default: the one it was trained on)")
@@ -335,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_eval)
 
+
+def _add_compare_command(sub) -> None:
     p = sub.add_parser("compare", help="train plain and attention variants over seeds; leaderboard, verdict and plots",
                        description="Train the plain model and each variant over the same seeds (independent run folders, "
                        "one run per core), then judge each difference to plain: paired and Welch intervals, Holm-corrected "
@@ -359,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_arguments(p, for_compare=True)
     p.set_defaults(func=cmd_compare, model=None, epochs=None)
 
+
+def _add_viz_command(sub) -> None:
     p = sub.add_parser("viz", help="figures of where attention looks on an image (maps, channel weights, Grad-CAM)",
                        description="Capture every attention module's weights on one image and draw them as PNG figures.")
     p.add_argument("image", nargs="?", help="an image file (default: an embedded sample, see --sample)")
@@ -371,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/viz", help="output folder (default runs/viz)")
     p.set_defaults(func=cmd_viz)
 
+
+def _add_bench_command(sub) -> None:
     p = sub.add_parser("bench", help="parameters, MACs, latency (forward, forward+backward), memory; ratios to a same-run reference",
                        description="Benchmark modules (reference: one copy of the input) or models (reference: the plain backbone).")
     p.add_argument("target", choices=["modules", "models"])
@@ -386,17 +388,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backward", action=argparse.BooleanOptionalAction, default=None,
                    help="also time forward+backward in train mode (default: on for modules, off for models)")
     p.add_argument("--compile", action="store_true", help="torch.compile every candidate (default backend, inductor)")
-    p.add_argument("--fused", action="store_true", help="use attnzoo's fused C++ CPU kernels where a module has them")
+    p.add_argument("--fused", action="store_true", help="convert every candidate with attnzoo.fused.convert (C++ CPU kernels for inference)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="runs/bench", help="folder for JSON, markdown and PNG (default runs/bench)")
     p.add_argument("--stem", default=None, help="file name stem (default TARGET-DEVICE-DTYPE)")
     p.set_defaults(func=cmd_bench)
 
+
+def _add_preview_data_command(sub) -> None:
     p = sub.add_parser("preview-data", help="a PNG grid of the embedded dataset's images, labels and target boxes")
     p.add_argument("--out", default="runs/digits.png")
     p.add_argument("--count", type=positive_int, default=24)
     p.set_defaults(func=cmd_preview_data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="attnzoo", description="Visual attention modules for CNNs: list, train, compare, benchmark.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_list_command(sub)
+    _add_train_command(sub)
+    _add_eval_command(sub)
+    _add_compare_command(sub)
+    _add_viz_command(sub)
+    _add_bench_command(sub)
+    _add_preview_data_command(sub)
     return parser
 
 

@@ -35,22 +35,6 @@ def test_forward_keeps_shape(name):
     assert torch.isfinite(out).all()
 
 
-def test_gating_modules_expose_their_gates():
-    x = torch.randn(2, C, 6, 5)
-    gating = [n for n in attnzoo.list_attn() if attnzoo.create_attn(n, C).gate_factors(x) is not None]
-    assert gating == ["cbam", "cbam_channel", "cbam_spatial", "eca", "ese", "ha_channel", "ha_spatial", "se"]
-
-
-@pytest.mark.parametrize("name", ["cbam", "cbam_channel", "cbam_spatial", "eca", "ese", "ha_channel", "ha_spatial", "se"])
-@pytest.mark.parametrize("train", [True, False])
-def test_gate_factors_reproduce_the_forward(name, train):
-    m = randomize_(attnzoo.create_attn(name, C)).train(train)
-    x = torch.randn(2, C, 6, 5)
-    a, b = m.gate_factors(x)
-    gated = x * (1 if a is None else a.view(2, C, 1, 1)) * (1 if b is None else b.view(2, 1, 6, 5))
-    torch.testing.assert_close(gated, m(x))
-
-
 @pytest.mark.parametrize("name", ALL_MODULES)
 def test_backward_reaches_every_parameter(name):
     # A parameter is dead if no gradient reaches it in train mode nor in eval mode (a conv bias

@@ -5,7 +5,6 @@ from torch import nn
 import attnzoo
 from attnzoo.layers import AFF, CBAM, SqueezeExcite
 from attnzoo.models import BasicBlock, Bottleneck
-from attnzoo.models.resnet import _block_end
 
 
 @pytest.mark.parametrize(
@@ -146,24 +145,15 @@ def test_options_without_module_rejected():
         attnzoo.create_model("resnet18", attn_options={"reduction": 4})
 
 
-@pytest.mark.parametrize("attn", ["se", "eca", "cbam_channel", "cbam_spatial", "cbam", "ha_spatial", "bam"])
-@pytest.mark.parametrize("train", [False, True])
-def test_block_end_equals_attention_plus_identity_with_gradients(attn, train):
-    # Gating modules end the block with one addcmul (gate ⊙ x + identity) instead of their forward,
-    # a multiply and an add: same values and the same gradients. (bam does not gate: module path.)
-    torch.manual_seed(0)
-    block = Bottleneck(64, 16, attn_layer=lambda c: attnzoo.create_attn(attn, c)).train(train)
-    out = torch.randn(2, 64, 6, 5, requires_grad=True)
-    identity = torch.randn(2, 64, 6, 5, requires_grad=True)
-    got = torch.autograd.grad(_block_end(block, out, identity).square().sum(), (out, identity))
-    expected = torch.autograd.grad(torch.relu(block.attn(out) + identity).square().sum(), (out, identity))
-    torch.testing.assert_close(got, expected)
-
-
-def test_block_end_runs_a_hooked_attention_as_a_module():
-    block = Bottleneck(64, 16, attn_layer=lambda c: attnzoo.create_attn("se", c)).eval()
+@pytest.mark.parametrize("attn", [None, "se", "cbam", "bam"])
+def test_block_end_is_attention_then_identity_then_relu(attn):
+    # The block reads as the paper's figure: out = attn(out); out = out + identity; relu(out).
+    block = Bottleneck(64, 16, attn_layer=(lambda c: attnzoo.create_attn(attn, c)) if attn else None)
+    out, identity = torch.randn(2, 64, 6, 5), torch.randn(2, 64, 6, 5)
+    expected = torch.relu((block.attn(out) if attn else out) + identity)
+    torch.testing.assert_close(block.merge(out, identity), expected)
     seen = []
-    block.attn.register_forward_hook(lambda _m, _i, o: seen.append(o.shape))
-    x = torch.randn(2, 64, 4, 4)
-    torch.testing.assert_close(_block_end(block, x, x), torch.relu(block.attn(x) + x))
-    assert len(seen) == 2  # the block end and the reference each ran the module once
+    if attn:
+        block.attn.register_forward_hook(lambda _m, _i, o: seen.append(o.shape))
+        block.merge(out, identity)
+        assert seen == [(2, 64, 6, 5)]

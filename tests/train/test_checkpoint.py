@@ -53,3 +53,25 @@ def test_checkpoint_pointer_and_pruning(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.safetensors")) == ["epoch-0003.safetensors", "epoch-0004.safetensors"]
     assert json.loads((tmp_path / "checkpoint.json").read_text())["history"] == ["epoch-0003", "epoch-0004"]
     assert ckpt.latest_checkpoint(tmp_path / "none") is None
+
+
+def test_a_run_written_by_the_previous_layout_loads_and_resumes(tmp_path):
+    """tests/fixtures/v1-run: `attnzoo train --attn cbam --train-size 64 --test-size 32 --epochs 1`
+    written by attnzoo at e0e700b (checkpoint format v1: no config.json, no checksums, and CBAM's
+    default spatial gate was then the paper form)."""
+    import shutil
+    from pathlib import Path
+
+    from attnzoo.cli import main
+    from attnzoo.train.evaluate import load_trained_model
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "v1-run"
+    model, cfg, meta = load_trained_model(fixture)
+    assert meta["format"] == "attnzoo-checkpoint-v1" and cfg.attn_options == {"variant": "paper"}
+    assert model.layer1[0].attn.spatial.variant == "paper"  # the weights loaded strictly into the form they were trained in
+    run = tmp_path / "run"
+    shutil.copytree(fixture, run)
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert json.loads((run / "config.json").read_text())["attn_options"] == {"variant": "paper"}

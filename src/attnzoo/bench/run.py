@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from ..layers import create_module, list_attn, list_conv, list_fusion, module_kind
-from ..models import create_model
+
 from ..utils import count_macs, count_params
 from .memory import cuda_peak_bytes, saved_activation_bytes
 from .timing import time_interleaved, time_paired
@@ -48,11 +48,22 @@ MEMORY_FLOOR = {
 }
 
 
-def machine_info(threads: int) -> dict[str, Any]:
-    from ..layers import fused
+def _maybe_fused(module: torch.nn.Module, fused: bool) -> torch.nn.Module:
+    """The module with :func:`attnzoo.fused.convert` applied when ``fused`` (an error saying why if
+    the kernels cannot be built)."""
+    if not fused:
+        return module
+    from .. import fused as fused_kernels
 
+    try:
+        return fused_kernels.convert(module, inplace=True)
+    except RuntimeError as e:
+        raise ValueError(f"--fused: {e}") from None
+
+
+def machine_info(threads: int, fused: bool = False) -> dict[str, Any]:
     info = {
-        "fused_kernels": fused.is_enabled(),
+        "fused_kernels": fused,
         "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -136,6 +147,7 @@ def bench_modules(
     warmup: int = 3,
     backward: bool = True,
     compile: bool = False,
+    fused: bool = False,
     channels_last: bool = False,
     device: str = "cpu",
 ) -> dict[str, Any]:
@@ -146,7 +158,7 @@ def bench_modules(
     y = torch.randn_like(x)
     modules: dict[str, torch.nn.Module] = {"copy": _Copy()}
     for name in names:
-        modules[name] = create_module(name, channels).to(dev).eval()
+        modules[name] = _maybe_fused(create_module(name, channels).to(dev).eval(), fused)
     inputs = {name: (x, y) if name != "copy" and module_kind(name) == "fusion" else (x,) for name in modules}
     run = {name: (torch.compile(m) if compile and name != "copy" else m) for name, m in modules.items()}
     # Each module is timed next to its own copy of the input, every round: see time_paired.
@@ -158,27 +170,7 @@ def bench_modules(
         bwd = _time_against("copy", {n: _forward_backward(run[n], inputs[n], dev, dtype) for n in run}, max(5, rounds // 2), warmup)
         for m in modules.values():
             m.eval()
-    rows = []
-    for name, m in modules.items():
-        row = {
-            "name": name,
-            "params": count_params(m),
-            "macs": count_macs(m, [t.cpu() for t in inputs[name]]) if name != "copy" else 0,
-            "forward_ms": _ms_dict(fwd[name]),
-            "forward_ratio": fwd[name]["ratio"],
-            "throughput_img_s": batch / fwd[name]["median"],
-            "floor_ratio": MEMORY_FLOOR.get(name, (None, ""))[0],
-            "floor_passes": MEMORY_FLOOR.get(name, (None, ""))[1],
-        }
-        if backward:
-            row["train_ms"] = _ms_dict(bwd[name])
-            row["train_ratio"] = bwd[name]["ratio"]
-            m.train()
-            row["saved_for_backward_mb"] = saved_activation_bytes(lambda: m(*[t.detach().requires_grad_() for t in inputs[name]])) / 2**20
-            m.eval()
-        if dev.type == "cuda":
-            row["cuda_peak_forward_mb"] = cuda_peak_bytes(_forward(run[name], inputs[name], dev, dtype), dev) / 2**20
-        rows.append(row)
+    rows = [_module_row(name, m, inputs[name], fwd[name], bwd.get(name), batch, run[name], dev, dtype) for name, m in modules.items()]
     return {
         "kind": "modules",
         "setup": {"input_shape": [batch, channels, size, size], "dtype": dtype, "mode": "eval (forward); train (forward+backward)",
@@ -186,9 +178,33 @@ def bench_modules(
                   "reference": "copy = x.clone(), timed next to each module call in every round (before it in even rounds, after it in odd ones); "
                                "ratio = median over rounds of module time / that copy's time",
                   "control_ratio": fwd.get("__control__", {}).get("ratio")},
-        "machine": machine_info(torch.get_num_threads()),
+        "machine": machine_info(torch.get_num_threads(), fused),
         "rows": rows,
     }
+
+
+def _module_row(name: str, m: torch.nn.Module, inputs: tuple, fwd: dict, bwd: Optional[dict], batch: int, run: Any, dev: torch.device,
+                dtype: str) -> dict[str, Any]:
+    """One module's row: parameters, MACs, timings and ratios, memory saved for backward."""
+    row = {
+        "name": name,
+        "params": count_params(m),
+        "macs": count_macs(m, [t.cpu() for t in inputs]) if name != "copy" else 0,
+        "forward_ms": _ms_dict(fwd),
+        "forward_ratio": fwd["ratio"],
+        "throughput_img_s": batch / fwd["median"],
+        "floor_ratio": MEMORY_FLOOR.get(name, (None, ""))[0],
+        "floor_passes": MEMORY_FLOOR.get(name, (None, ""))[1],
+    }
+    if bwd is not None:
+        row["train_ms"] = _ms_dict(bwd)
+        row["train_ratio"] = bwd["ratio"]
+        m.train()
+        row["saved_for_backward_mb"] = saved_activation_bytes(lambda: m(*[t.detach().requires_grad_() for t in inputs])) / 2**20
+        m.eval()
+    if dev.type == "cuda":
+        row["cuda_peak_forward_mb"] = cuda_peak_bytes(_forward(run, inputs, dev, dtype), dev) / 2**20
+    return row
 
 
 DEFAULT_MODEL_VARIANTS = ("plain", "se", "cbam", "aff", "iaff")
@@ -205,6 +221,7 @@ def bench_models(
     warmup: int = 2,
     backward: bool = False,
     compile: bool = False,
+    fused: bool = False,
     channels_last: bool = False,
     device: str = "cpu",
 ) -> dict[str, Any]:
@@ -215,16 +232,9 @@ def bench_models(
     x = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=fmt)
     models = {}
     for label in variants:
-        v = parse_variant(label)
-        kwargs = {}
-        if v.attn_stages:
-            kwargs["attn_stages"] = v.attn_stages
-        if v.fusion_stages:
-            kwargs["fusion_stages"] = v.fusion_stages
+        v = parse_variant(label, model)
         torch.manual_seed(0)
-        if v.conv:
-            kwargs["conv"] = v.conv
-        models[label] = create_model(model, attn=v.attn, fusion=v.fusion, **kwargs).to(dev).to(memory_format=fmt).eval()
+        models[label] = _maybe_fused(v.build(1000).to(dev).to(memory_format=fmt).eval(), fused)
     run = {n: (torch.compile(m) if compile else m) for n, m in models.items()}
     ref = "plain" if "plain" in models else next(iter(models))
     # As for modules: the plain model runs next to every variant, each round (see time_paired).
@@ -256,7 +266,7 @@ def bench_models(
                   "pairing": f"{ref} timed next to each variant call in every round (before it in even rounds, after it in odd ones); "
                              f"ratio = median over rounds of variant time / that {ref} time",
                   "control_ratio": fwd.get("__control__", {}).get("ratio")},
-        "machine": machine_info(torch.get_num_threads()),
+        "machine": machine_info(torch.get_num_threads(), fused),
         "rows": rows,
     }
 
@@ -353,7 +363,7 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def write(result: dict[str, Any], out: Path, stem: str) -> list[Path]:
-    from ..train.checkpoint import atomic_write_json, atomic_write_text
+    from ..utils.io import atomic_write_json, atomic_write_text
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / f"{stem}.json", result)

@@ -116,12 +116,8 @@ def run_sweep(configs: Sequence[TrainConfig], jobs: int = 1, progress: bool = Tr
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     states = {cfg.out: run_state(cfg) for cfg in configs}
-    for cfg in configs:
+    for cfg in configs:  # (each run writes its config.json as it starts: a rerun with another config is refused)
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        if states[cfg.out] == "new":  # claim the folder: a rerun with another config is refused
-            from ..utils.io import atomic_write_json
-
-            atomic_write_json(Path(cfg.out) / "config.json", dataclasses.replace(cfg, resume=False).to_dict())
     done = [Path(c.out) for c in configs if states[c.out] == "done"]
     todo = [dataclasses.replace(c, resume=states[c.out] == "resume") for c in configs if states[c.out] != "done"]
     failures: list[Failure] = []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +19,16 @@ def hidden_width(channels: int, reduction: float, min_hidden: int) -> int:
 def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """A 1×1 ``conv`` applied to pooled features ``x`` of shape (N, C_in): (N, C_out)."""
     return F.linear(x, conv.weight.flatten(1), conv.bias)
+
+
+def hooked(module: nn.Module) -> bool:
+    """Whether a forward hook would observe ``module`` (its own or a global one)."""
+    from torch.nn.modules import module as module_mod
+
+    return bool(
+        module._forward_hooks or module._forward_pre_hooks
+        or module_mod._global_forward_hooks or module_mod._global_forward_pre_hooks
+    )
 
 
 def check_channels(module: str, channels: int) -> int:
@@ -49,40 +57,6 @@ class AttentionModule(nn.Module):
             )
         if x.numel() == 0:
             raise ValueError(f"{type(self).__name__}: got an empty input of shape {tuple(x.shape)}; expected at least one image of at least one pixel")
-
-    def gate_factors(self, x: torch.Tensor) -> Optional[tuple[Optional[torch.Tensor], Optional[torch.Tensor]]]:
-        """For a module that only gates its input: ``(a, b)`` with
-        ``self(x) == x ⊙ a.view(N, C, 1, 1) ⊙ b.view(N, 1, H, W)``, a channel gate ``a`` (N, C) and a
-        spatial gate ``b`` (N, H·W), either of them None (= 1). None (the default) for every other
-        module. With the fused kernels a residual block applies the factors, adds the identity and
-        takes the ReLU in one pass (:func:`attnzoo.layers.fused.gated_residual`).
-        """
-        return None
-
-    def gated_sum(self, x: torch.Tensor, identity: torch.Tensor) -> Optional[torch.Tensor]:
-        """``self(x) + identity`` for a module that only gates its input, with the gate applied and
-        the identity added in one ``addcmul`` pass (a residual block's end); None for other modules.
-        Skips ``forward``: the caller makes sure no hook watches it."""
-        factors = self.gate_factors(x)
-        if factors is None:
-            return None
-        n, c, h, w = x.shape
-        channel_gate, spatial_gate = factors
-        if channel_gate is not None and spatial_gate is not None:
-            x, channel_gate = x * channel_gate.view(n, c, 1, 1), None
-        gate = channel_gate.view(n, c, 1, 1) if channel_gate is not None else spatial_gate.view(n, 1, h, w)
-        return torch.addcmul(identity, x, gate)
-
-    def fused_apply(
-        self, kernels, x: torch.Tensor, identity: Optional[torch.Tensor] = None, relu: bool = False
-    ) -> Optional[torch.Tensor]:
-        """``self(x)`` (``relu(self(x) + identity)`` if given) through the fused CPU kernels
-        (:mod:`attnzoo.layers.fused`), or None where they do not apply. By default the gates come
-        from :meth:`gate_factors` and one kernel pass applies them; CBAM overrides this with a kernel
-        that computes its gates as well.
-        """
-        factors = self.gate_factors(x)
-        return None if factors is None else kernels.scale(x, *factors, identity, relu)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}"

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ._base import AttentionModule, hidden_width, pointwise
-from .fused import fused_forward
 from .registry import register_attn
 
 POOLS = ("avg+max", "avg", "max")
@@ -51,33 +49,19 @@ class CBAMChannel(AttentionModule):
         )
         self.gate = nn.Sigmoid()
 
-    def weights(self, avg: torch.Tensor, mx: torch.Tensor) -> torch.Tensor:
-        """``Mc`` (N, C) from the global average and max descriptors (N, C)."""
-        if self.pools != "avg+max":
-            return self.gate(pointwise(self.mlp[2], self.mlp[1](pointwise(self.mlp[0], avg if self.pools == "avg" else mx))))
-        n = avg.shape[0]
-        # The first layer runs once on the stacked descriptors (its 1×1 conv as a matrix product on
-        # (2N, C), as in SqueezeExcite); the second is linear, so W₂h₁ + b₂ + W₂h₂ + b₂ is one
-        # product on the summed hidden vectors, W₂(h₁ + h₂) + 2b₂.
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """``Mc`` (N, C): the shared MLP on each global pool, summed, then the sigmoid."""
+        logits = [self.mlp_on(x.mean((2, 3)) if pool == "avg" else x.amax((2, 3))) for pool in self.pools.split("+")]
+        return self.gate(sum(logits))
+
+    def mlp_on(self, descriptor: torch.Tensor) -> torch.Tensor:
+        """The shared MLP on an (N, C) descriptor: its 1×1 convs as matrix products (same weights)."""
         fc1, act, fc2 = self.mlp
-        hidden = act(pointwise(fc1, torch.cat([avg, mx], dim=0)))
-        logits = F.linear(hidden[:n] + hidden[n:], fc2.weight.flatten(1))
-        return self.gate(logits if fc2.bias is None else logits + 2 * fc2.bias)
-
-    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        if self.pools == "avg":  # the max pool would be computed and dropped
-            return self.weights(x.mean((2, 3)), None), None
-        return self.weights(x.mean((2, 3)), x.amax((2, 3))), None
-
-    def fused_apply(self, kernels, x, identity=None, relu=False):
-        if self.pools != "avg+max":
-            return None
-        return _fused_cbam(kernels, x, identity, relu, self, None)
+        return pointwise(fc2, act(pointwise(fc1, descriptor)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        y = fused_forward(self, x)
-        return _apply_gates(x, *self.gate_factors(x)) if y is None else y
+        return x * self.weights(x)[:, :, None, None]
 
 
 @register_attn("cbam_spatial")
@@ -117,8 +101,9 @@ class CBAMSpatial(AttentionModule):
             nn.init.zeros_(self.norm.weight)
         self.gate = nn.Sigmoid()
 
-    def weights(self, mean_map: torch.Tensor, max_map: torch.Tensor) -> torch.Tensor:
-        """``Ms`` (N, 1, H, W) from the channel-wise mean and max maps (N, 1, H, W)."""
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """``Ms`` (N, 1, H, W) from the channel-wise mean and max maps of ``x``."""
+        mean_map, max_map = x.mean(1, keepdim=True), x.amax(1, keepdim=True)
         maps = torch.cat([max_map, mean_map] if self.variant == "official" else [mean_map, max_map], dim=1)
         return self.gate(self.norm(self.conv(maps)))
 
@@ -136,17 +121,9 @@ class CBAMSpatial(AttentionModule):
             bias = bias + self.conv.bias * scale
         return self.conv.weight * scale, bias
 
-    def gate_factors(self, x: torch.Tensor) -> tuple[None, torch.Tensor]:
-        n, _, h, w = x.shape
-        return None, self.weights(x.mean(1, keepdim=True), x.amax(1, keepdim=True)).view(n, h * w)
-
-    def fused_apply(self, kernels, x, identity=None, relu=False):
-        return _fused_cbam(kernels, x, identity, relu, None, self)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        y = fused_forward(self, x)
-        return _apply_gates(x, *self.gate_factors(x)) if y is None else y
+        return x * self.weights(x)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, variant={self.variant!r}"
@@ -181,54 +158,6 @@ class CBAM(AttentionModule):
         self.channel = CBAMChannel(channels, reduction=reduction, min_hidden=min_hidden, bias=bias, pools=pools)
         self.spatial = CBAMSpatial(channels, kernel_size=kernel_size, variant=variant)
 
-    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mc = self.channel.gate_factors(x)[0]
-        return mc, self.spatial.gate_factors(x * mc[:, :, None, None])[1]
-
-    def gated_sum(self, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
-        # (gate_factors would form x ⊙ Mc for the spatial pools and drop it; keep it instead)
-        refined = self.channel(x)
-        n, _, h, w = x.shape
-        return torch.addcmul(identity, refined, self.spatial.gate_factors(refined)[1].view(n, 1, h, w))
-
-    def fused_apply(self, kernels, x, identity=None, relu=False):
-        # x' = x ⊙ Mc is never stored (the channel pooling scales on the fly): with the apply pass
-        # the tensor is read 3 times and written once, against 7 passes in eager PyTorch.
-        if self.channel.pools != "avg+max":
-            return None
-        return _fused_cbam(kernels, x, identity, relu, self.channel, self.spatial)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        y = fused_forward(self, x)
-        return self.spatial(self.channel(x)) if y is None else y
-
-
-def _fused_cbam(kernels, x, identity, relu, channel: Optional[CBAMChannel], spatial: Optional[CBAMSpatial]) -> Optional[torch.Tensor]:
-    """CBAM or one of its halves in one kernel call (``fused_kernels.cpp``: ``pooled_gates``)."""
-    mlp: tuple = (None, None, None, None)
-    if channel is not None:
-        fc1, act, fc2 = channel.mlp
-        if type(act) is not nn.ReLU or type(channel.gate) is not nn.Sigmoid:  # (what the kernel computes)
-            return None
-        mlp = (fc1.weight.flatten(1), fc1.bias, fc2.weight.flatten(1), fc2.bias)
-    conv: Optional[tuple] = (None, None)
-    if spatial is not None:
-        if type(spatial.gate) is not nn.Sigmoid:
-            return None
-        conv = spatial.folded_conv()
-        if conv is None:
-            return None
-    max_first = spatial is not None and spatial.variant == "official"
-    # The kernel reads plain row-major weights; a model moved to channels_last holds the 7×7
-    # conv's weight in another layout (a no-op copy for weights already contiguous).
-    mlp, conv = (tuple(t if t is None else t.contiguous() for t in group) for group in (mlp, conv))
-    return kernels.pooled_gates(x, identity, relu, *mlp, True, *conv, max_first)
-
-
-def _apply_gates(x: torch.Tensor, channel_gate: Optional[torch.Tensor], spatial_gate: Optional[torch.Tensor]) -> torch.Tensor:
-    """``x ⊙ a ⊙ b`` for gates a (N, C) and b (N, H·W), either None (= 1)."""
-    n, c, h, w = x.shape
-    if channel_gate is not None:
-        x = x * channel_gate.view(n, c, 1, 1)
-    return x if spatial_gate is None else x * spatial_gate.view(n, 1, h, w)
+        return self.spatial(self.channel(x))

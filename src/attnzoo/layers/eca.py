@@ -47,13 +47,10 @@ class ECA(AttentionModule):
         self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
         self.gate = nn.Sigmoid()
 
-    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        s = self.conv(x.mean((2, 3))[:, None, :])  # (N, 1, C): convolve along channels
-        return self.gate(s[:, 0]), None
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return x * self.gate_factors(x)[0][:, :, None, None]
+        s = self.gate(self.conv(x.mean((2, 3))[:, None, :])[:, 0])  # conv1d along the channels of GAP(x)
+        return x * s[:, :, None, None]
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_size={self.kernel_size}"

@@ -7,7 +7,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import AttentionModule, check_channels, hidden_width, pointwise
-from .fused import fused_forward
 from .registry import register_attn
 
 
@@ -41,7 +40,7 @@ def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     return conv(x)
 
 
-def _folded(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
+def folded(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
     """The conv weight and bias of an eval-mode ConvBlock with its BatchNorm folded in:
     ``BN(conv(x)) = conv'(x)``, ``w' = w·γ/σ``, ``b' = (b − μ)·γ/σ + β``, ``σ = √(var + ε)``."""
     conv, norm, _ = block
@@ -121,35 +120,21 @@ class HASoftAttention(AttentionModule):
         self.check_input(x)
         return self._weights(self.spatial(x), self.channel(x))
 
-    def fused_apply(self, kernels, x, identity=None, relu=False):
-        # Both means in one pass, the spatial map in one small loop per image (BNs folded), then
-        # y = x ⊙ σ(ReLU(s ⊗ u + v)) (+ identity, ReLU) in one pass: A is never stored.
-        # The kernels fold eval-mode BNs and know ReLU and sigmoid only: anything else runs in PyTorch.
-        folded = (self.mix, self.spatial.conv1, self.spatial.conv2)
-        if type(self.gate) is not nn.Sigmoid or any(b[1].training or type(b[2]) is not nn.ReLU for b in folded):
-            return None
-        n, c, h, w = x.shape
-        mean_map, pooled = kernels.means(x)
-        s = kernels.ha_spatial_map(mean_map.view(n, h, w), *_folded(self.spatial.conv1), *_folded(self.spatial.conv2))
-        u, v = self._rank1(self.channel.from_pool(pooled.view(n, c, 1, 1)))
-        return kernels.rank1_sigmoid_scale(x, s, u, v, identity, relu)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        y = fused_forward(self, x)
-        return x * self.weights(x) if y is None else y
+        return x * self.weights(x)
 
-    def _rank1(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def rank1(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eval mode: ``BN(conv(s ⊗ c)) = s ⊗ u + v`` with u (N, C) and v (C)."""
-        weight, bias = _folded(self.mix)
+        weight, bias = folded(self.mix)
         return F.linear(c.flatten(1), weight.flatten(1)), bias
 
     def _weights(self, s: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         conv, norm, act = self.mix
         # The 1×1 conv acts on the rank-1 map s ⊗ c, so conv(s ⊗ c) = s ⊗ (W c) + b: a C×C
         # matrix-vector product per image instead of a C×C×H×W convolution (exact).
-        if not norm.training:  # fold the BN's affine map in too: one fused multiply-add pass
-            u, v = self._rank1(c)
+        if not norm.training:  # fold the BN's affine map in too: one multiply-add pass
+            u, v = self.rank1(c)
             z = torch.addcmul(v[:, None, None], s, u[:, :, None, None])
         else:
             wc = F.linear(c.flatten(1), conv.weight.flatten(1))[:, :, None, None]  # W c: (N, C, 1, 1)
@@ -176,9 +161,6 @@ class HASpatialAttention(AttentionModule):
         self.spatial = HASpatialMap()
         self.gate = nn.Sigmoid()
 
-    def gate_factors(self, x: torch.Tensor) -> tuple[None, torch.Tensor]:
-        return None, self.gate(self.spatial(x)).flatten(1)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         return x * self.gate(self.spatial(x))
@@ -202,9 +184,6 @@ class HAChannelAttention(AttentionModule):
         super().__init__(channels)
         self.channel = HAChannelMap(channels, reduction, min_hidden)
         self.gate = nn.Sigmoid()
-
-    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return self.gate(self.channel(x)).flatten(1), None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -7,7 +7,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._base import AttentionModule, hidden_width, pointwise
-from .fused import fused_forward
 from .registry import register_attn
 
 
@@ -41,23 +40,13 @@ class SqueezeExcite(AttentionModule):
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
         self.gate = nn.Sigmoid()
 
-    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        # The 1×1 convs act on a 1×1 map: run them as matrix products on (N, C) (same weights,
-        # same result), which skips the convolution machinery (~100 µs per call on CPU).
-        return self.gate(pointwise(self.fc2, self.act(pointwise(self.fc1, x.mean((2, 3)))))), None
-
-    def fused_apply(self, kernels, x, identity=None, relu=False):
-        # Pool, MLP and scale in one kernel call (fused_kernels.cpp); the kernel knows ReLU and
-        # sigmoid only, so a swapped-in activation takes the PyTorch path.
-        if type(self.act) is not nn.ReLU or type(self.gate) is not nn.Sigmoid:
-            return None
-        mlp = (self.fc1.weight.flatten(1), self.fc1.bias, self.fc2.weight.flatten(1), self.fc2.bias)
-        return kernels.pooled_gates(x, identity, relu, *mlp, False, None, None, False)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        y = fused_forward(self, x)
-        return x * self.gate_factors(x)[0][:, :, None, None] if y is None else y
+        squeezed = x.mean((2, 3))  # GAP: (N, C)
+        # The 1×1 convs act on a 1×1 map: run as matrix products on (N, C) (same weights, same
+        # result), skipping the convolution machinery (~100 µs per call on CPU).
+        s = self.gate(pointwise(self.fc2, self.act(pointwise(self.fc1, squeezed))))
+        return x * s[:, :, None, None]
 
 
 class HardSigmoid(nn.Module):
@@ -85,9 +74,7 @@ class EffectiveSqueezeExcite(AttentionModule):
         self.fc = nn.Conv2d(channels, channels, 1)
         self.gate = HardSigmoid()
 
-    def gate_factors(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return self.gate(pointwise(self.fc, x.mean((2, 3)))), None
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return x * self.gate_factors(x)[0][:, :, None, None]
+        s = self.gate(pointwise(self.fc, x.mean((2, 3))))
+        return x * s[:, :, None, None]

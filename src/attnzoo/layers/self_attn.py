@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import AttentionModule, hidden_width
-from .fused import hooked
+from ._base import AttentionModule, hidden_width, hooked
 from .registry import register_attn
 
 # Default cap on query positions × key positions per image: 2**24 fp32 logits = 64 MiB
@@ -20,7 +19,7 @@ def _attend(gate: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torc
 
     query: (N, d, Lq), key: (N, d, Lk), value: (N, c, Lk) -> (N, c, Lq). When a hook watches
     ``gate`` the softmax runs through it on the explicit (N, Lq, Lk) matrix, so the hook sees the
-    attention rows; otherwise the same product runs as one fused
+    attention rows; otherwise the same product runs as one
     ``scaled_dot_product_attention`` call (scale 1), which never materialises that matrix.
     """
     out_dtype = value.dtype

@@ -37,7 +37,7 @@ class SelectiveKernelConv(_ConvReplacement):
     """Selective kernel convolution: a soft choice, per channel, between receptive-field sizes.
 
     M paths ``U_m = ReLU(BN(conv3×3_dilation=m(x)))`` (grouped, G groups; dilation m gives a
-    (2m+1)×(2m+1) field), fused ``U = Σ U_m``; ``z = ReLU(BN(W_z GAP(U)))`` (``C → d``);
+    (2m+1)×(2m+1) field), summed ``U = Σ U_m``; ``z = ReLU(BN(W_z GAP(U)))`` (``C → d``);
     ``a = softmax_m(W_m z)`` per channel; ``V = Σ_m a_m ⊙ U_m``.
     ``d = max(min_hidden, C // reduction)``.
 

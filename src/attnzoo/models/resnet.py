@@ -2,8 +2,8 @@
 
 Attention sits on the residual branch after its last BN, before the addition (SE and CBAM
 papers); fusion replaces the addition ``out + identity`` (AFF-ResNet). A plain model has
-``attn = fusion = None`` in each block and runs exactly torchvision's computation. (With the
-opt-in fused kernels, :mod:`attnzoo.layers.fused`, every block ends in one pass instead.)
+``attn = fusion = None`` in each block and runs exactly torchvision's computation.
+(Blocks end in ``merge`` so that a conversion step can swap the end for a one-pass kernel.)
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers._base import AttentionModule
-from ..layers.fused import gated_residual, hooked
 from ..layers.registry import get_attn_class, get_conv_class, get_fusion_class
 from .registry import register_model
 
@@ -67,7 +65,10 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return _block_end(self, out, identity)
+        return self.merge(out, identity)
+
+    def merge(self, out: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        return _merge(self, out, identity)
 
 
 class Bottleneck(nn.Module):
@@ -111,30 +112,18 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.act2(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return _block_end(self, out, identity)
+        return self.merge(out, identity)
+
+    def merge(self, out: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        return _merge(self, out, identity)
 
 
-def _block_end(block: Union[BasicBlock, Bottleneck], out: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
-    """``relu(fuse(attn(out), identity))``, the fusion being ``+`` unless the block has one."""
-    if block.fusion is None:  # with the fused kernels on, one pass for gate, addition and ReLU
-        fast = gated_residual(out, identity, block.attn, block.relu)
-        if fast is not None:
-            return fast
-        gated = _gated_sum(out, identity, block.attn)
-        if gated is not None:
-            return block.relu(gated)
+def _merge(block: Union[BasicBlock, Bottleneck], out: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+    """A block's end: ``relu(fuse(attn(out), identity))``, the fusion being ``+`` unless the block has one."""
     if block.attn is not None:
         out = block.attn(out)
     out = out + identity if block.fusion is None else block.fusion(out, identity)
     return block.relu(out)
-
-
-def _gated_sum(x: torch.Tensor, identity: torch.Tensor, attn: Optional[nn.Module]) -> Optional[torch.Tensor]:
-    """``attn(x) + identity`` by ``attn.gated_sum`` (the gate applied and the identity added in one
-    pass); None for other modules, or while a hook watches one whose forward that skips."""
-    if not isinstance(attn, AttentionModule) or any(hooked(m) for m in attn.modules()):
-        return None
-    return attn.gated_sum(x, identity)
 
 
 class PadShortcut(nn.Module):
@@ -170,6 +159,16 @@ def _layer_factory(spec: LayerSpec, options: Optional[dict], kind: str) -> Layer
     factory = lambda channels: cls(channels, **opts)  # noqa: E731
     factory.placement = getattr(cls, "placement", "block")  # "stage": between stages (BAM)
     return factory
+
+
+def _conv_factory(conv: Optional[str], options: Optional[dict]) -> ConvFactory:
+    """``(width, stride) -> module`` for a registered 3×3-conv replacement, or None."""
+    if conv is None:
+        if options:
+            raise ValueError("conv_options given without conv")
+        return None
+    cls, opts = get_conv_class(conv), dict(options or {})
+    return lambda width, stride: cls(width, stride=stride, **opts)
 
 
 def _check_stages(stages: Optional[Iterable[int]], num_stages: int, kind: str) -> set[int]:
@@ -232,58 +231,23 @@ class ResNet(nn.Module):
         super().__init__()
         if len(layers) != len(widths):
             raise ValueError(f"layers {tuple(layers)} and widths {tuple(widths)} must have the same length")
-        if stem not in ("imagenet", "cifar", "deep"):
-            raise ValueError(f"stem must be 'imagenet', 'cifar' or 'deep', got {stem!r}")
-        if conv is None and conv_options:
-            raise ValueError("conv_options given without conv")
-        conv_layer: ConvFactory = None
-        if conv is not None:
-            conv_cls, conv_opts = get_conv_class(conv), dict(conv_options or {})
-            conv_layer = lambda width, stride: conv_cls(width, stride=stride, **conv_opts)  # noqa: E731
-        self.avg_down = avg_down
-        self.block_options = {"groups": groups, "base_width": width_per_group, "conv_layer": conv_layer}
         if shortcut not in ("A", "B"):
             raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {sorted(_NORMS)}, got {norm!r}")
+        self.num_classes, self.shortcut, self.avg_down, self.norm_layer = num_classes, shortcut, avg_down, _NORMS[norm]
+        self.block_options = {"groups": groups, "base_width": width_per_group, "conv_layer": _conv_factory(conv, conv_options)}
+        self._make_stem(stem, in_chans, widths[0], stem_width)
         attn_layer = _layer_factory(attn, attn_options, "attn")
         fusion_layer = _layer_factory(fusion, fusion_options, "fusion")
-        attn_at = _check_stages(attn_stages, len(layers), "attn")
         stage_attn = attn_layer is not None and attn_layer.placement == "stage"
+        attn_at = _check_stages(attn_stages, len(layers), "attn")
         if stage_attn and attn_stages is None:
             attn_at = set(range(1, len(layers)))  # after every stage but the last, as in BAM
         fusion_at = _check_stages(fusion_stages, len(layers), "fusion")
-        self.num_classes = num_classes
-        self.shortcut = shortcut
-
-        self.inplanes = widths[0]
-        if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_chans, self.inplanes, 7, stride=2, padding=3, bias=False)
-            self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1)
-        elif stem == "deep":
-            self.inplanes = 2 * stem_width
-            self.conv1 = nn.Sequential(
-                conv3x3(in_chans, stem_width, 2), _NORMS[norm](stem_width), nn.ReLU(inplace=True),
-                conv3x3(stem_width, stem_width), _NORMS[norm](stem_width), nn.ReLU(inplace=True),
-                conv3x3(stem_width, self.inplanes),
-            )
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        else:
-            self.conv1 = conv3x3(in_chans, self.inplanes)
-            self.maxpool = nn.Identity()
-        self.norm_layer = _NORMS[norm]
-        self.bn1 = self.norm_layer(self.inplanes)
-        self.relu = nn.ReLU(inplace=True)
-
         for i, (planes, blocks) in enumerate(zip(widths, layers), start=1):
-            stage = self._make_stage(
-                block,
-                planes,
-                blocks,
-                stride=1 if i == 1 else 2,
-                attn_layer=attn_layer if i in attn_at and not stage_attn else None,
-                fusion_layer=fusion_layer if i in fusion_at else None,
-            )
+            block_attn = attn_layer if i in attn_at and not stage_attn else None
+            stage = self._make_stage(block, planes, blocks, 1 if i == 1 else 2, block_attn, fusion_layer if i in fusion_at else None)
             self.add_module(f"layer{i}", stage)
         # Stage-level attention (BAM) refines a stage's output before the next stage.
         self.stage_attn = nn.ModuleDict(
@@ -293,6 +257,29 @@ class ResNet(nn.Module):
         self.num_features = widths[-1] * block.expansion
         self.fc = nn.Linear(self.num_features, num_classes)
         self._init_weights(zero_init_residual)
+
+    def _make_stem(self, stem: str, in_chans: int, width: int, stem_width: int) -> None:
+        """``conv1`` (+ ``bn1``, ``relu``, ``maxpool``): 7×7/2 + max-pool (imagenet), three 3×3
+        (deep), or one 3×3 at stride 1 (cifar). Sets ``inplanes``, the stem's output width."""
+        self.inplanes = width
+        if stem == "imagenet":
+            self.conv1: nn.Module = nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False)
+            self.maxpool: nn.Module = nn.MaxPool2d(3, stride=2, padding=1)
+        elif stem == "deep":
+            self.inplanes = 2 * stem_width
+            self.conv1 = nn.Sequential(
+                conv3x3(in_chans, stem_width, 2), self.norm_layer(stem_width), nn.ReLU(inplace=True),
+                conv3x3(stem_width, stem_width), self.norm_layer(stem_width), nn.ReLU(inplace=True),
+                conv3x3(stem_width, self.inplanes),
+            )
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        elif stem == "cifar":
+            self.conv1 = conv3x3(in_chans, width)
+            self.maxpool = nn.Identity()
+        else:
+            raise ValueError(f"stem must be 'imagenet', 'cifar' or 'deep', got {stem!r}")
+        self.bn1 = self.norm_layer(self.inplanes)
+        self.relu = nn.ReLU(inplace=True)
 
     def _make_stage(self, block, planes, blocks, stride, attn_layer, fusion_layer) -> nn.Sequential:
         out_planes = planes * block.expansion

@@ -1,6 +1,7 @@
 """Training, evaluation, checkpoints and distributed execution."""
 
-from .checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text, latest_checkpoint, load_state, load_weights, save_weights
+from ..utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .checkpoint import latest_checkpoint, load_state, load_weights, save_weights
 from .config import TrainConfig
 from .engine import TrainingDiverged, evaluate, lr_factor, train, variant_name
 

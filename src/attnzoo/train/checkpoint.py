@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import torch
 
-from ..utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..utils.io import atomic_write_bytes, atomic_write_json
 
 POINTER = "checkpoint.json"
 KEEP = 2  # complete checkpoints kept on disk

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from ..models.spec import ModelSpec
 
+CHECKPOINT_FORMAT = "attnzoo-checkpoint-v2"  # v2: CBAM's default spatial gate is the authors' (v1: the paper's)
 LR_PER_32 = 0.05  # the recipe's peak learning rate at batch size 32
 
 @dataclass
@@ -79,6 +80,18 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_checkpoint(cls, data: dict[str, Any], checkpoint_format: str) -> "TrainConfig":
+        """The config stored in a checkpoint of ``checkpoint_format``, read as that version meant it."""
+        data = dict(data)
+        if checkpoint_format == "attnzoo-checkpoint-v1":
+            # v1 (before CBAM's default became the authors' BN spatial gate): plain "cbam" meant the paper form.
+            if data.get("attn") in ("cbam", "cbam_spatial") and "variant" not in (data.get("attn_options") or {}):
+                data["attn_options"] = {**(data.get("attn_options") or {}), "variant": "paper"}
+        elif checkpoint_format != CHECKPOINT_FORMAT:
+            raise ValueError(f"unknown checkpoint format {checkpoint_format!r} (this attnzoo reads attnzoo-checkpoint-v1 and {CHECKPOINT_FORMAT})")
+        return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":

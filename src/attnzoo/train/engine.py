@@ -24,7 +24,7 @@ from ..data import TensorImageDataset, augment_defaults, load_dataset, random_cr
 from ..utils.io import atomic_write_json, atomic_write_text, ensure_writable
 from ..utils import count_macs, count_params
 from . import checkpoint as ckpt
-from .config import TrainConfig
+from .config import CHECKPOINT_FORMAT, TrainConfig
 from .distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
 from .health import GateStats, health_flags
 from .interrupt import StopRequest
@@ -216,7 +216,8 @@ def stored_config(out: Path) -> Optional[TrainConfig]:
     found = ckpt.find_resumable(out)
     if found is None:
         return None
-    return TrainConfig.from_dict(json.loads(ckpt.load_weights(found[0])[1]["config"]))
+    meta = ckpt.load_weights(found[0])[1]
+    return TrainConfig.from_checkpoint(json.loads(meta["config"]), meta.get("format", ""))
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -345,7 +346,7 @@ def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Run:
     if cfg.compile:
         model = torch.compile(model)
     meta = {
-        "format": "attnzoo-checkpoint-v1",
+        "format": CHECKPOINT_FORMAT,
         "config": cfg.to_json(),
         "num_classes": str(train_ds.num_classes),
         "input_shape": json.dumps(list(train_ds.images.shape[1:])),

@@ -29,9 +29,9 @@ def load_trained_model(path: str | Path, device: str = "cpu"):
     """(model in eval mode, its TrainConfig, the checkpoint metadata) from a checkpoint."""
     weights_path = resolve_weights(path)
     weights, meta = ckpt.load_weights(weights_path)
-    if meta.get("format") != "attnzoo-checkpoint-v1":
+    if not str(meta.get("format", "")).startswith("attnzoo-checkpoint-") or "config" not in meta:
         raise ValueError(f"{weights_path} is not an attnzoo checkpoint (metadata format {meta.get('format')!r})")
-    cfg = TrainConfig.from_dict(json.loads(meta["config"]))
+    cfg = TrainConfig.from_checkpoint(json.loads(meta["config"]), meta["format"])
     model = build_model(cfg, int(meta["num_classes"]))
     model.load_state_dict(weights)
     return model.to(select_device(device)).eval(), cfg, meta

@@ -1,6 +1,6 @@
 // Fused CPU kernels for the gates of SE/CBAM/HA-CNN soft attention (inference only, fp32, NCHW).
 // Each reads the big tensor once per pass and keeps partial results in registers or L1, so a
-// module needs the passes over memory its equation needs and no more. See attnzoo/layers/fused.py.
+// module needs the passes over memory its equation needs and no more. See attnzoo/fused/__init__.py.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <algorithm>
@@ -18,7 +18,21 @@ constexpr int64_t kChunk = 2048;  // positions per work item of the channel pool
 constexpr int64_t kLanes = 32;    // partial results per plane reduction: 4 AVX2 registers, 4 independent add chains
 constexpr float kLowest = -std::numeric_limits<float>::infinity();
 
+// NaN semantics are PyTorch's throughout (no -ffast-math): a NaN reaching a max, a ReLU or a
+// sigmoid comes out as NaN. max2 is the fast max of the vectorised loops, exact for every input
+// but NaN; a row or column whose sum came out NaN (it holds a NaN, or both infinities) has its
+// maximum recomputed by nan_max, which propagates NaN like torch.amax.
 inline float max2(float a, float b) { return a > b ? a : b; }
+inline float rectify(float v) { return (v > 0.f || v != v) ? v : 0.f; }
+inline float nan_max(const float* r, int64_t n, int64_t stride, float w = 1.f) {
+  float b = kLowest;
+  for (int64_t q = 0; q < n; ++q) {
+    const float v = r[q * stride] * w;
+    if (v != v) return v;
+    b = v > b ? v : b;
+  }
+  return b;
+}
 
 // e^(-t) for t in [0, 87.3] (so that 2^n stays a normal float), vectorisable: t = n ln2 + r with
 // |r| <= ln2/2 (ln2 split in two for an exact product), e^-r by Cephes' degree-7 expf polynomial
@@ -42,6 +56,7 @@ inline float exp_neg(float t) {
 // The logistic function through exp_neg: 1 / (1 + e^-z) for z >= 0, e^z / (1 + e^z) below, so
 // e^-|z| never overflows; |z| past 87.3 gives 0 or 1 to float precision.
 inline float sigmoid(float z) {
+  if (z != z) return z;
   const float a = z >= 0.f ? z : -z;
   const float e = exp_neg(a < 87.3f ? a : 87.3f);
   return (z >= 0.f ? 1.f : e) / (1.f + e);
@@ -78,7 +93,7 @@ inline void pool_row(const float* r, int64_t P, float* mean, float* max) {
 #pragma omp simd reduction(+ : t) reduction(max : b)
   for (int64_t q = p; q < P; ++q) { t += r[q]; b = max2(b, r[q]); }
   *mean = t / static_cast<float>(P);
-  *max = b;
+  *max = t != t ? nan_max(r, P, 1) : b;
 }
 
 // Mean and max over P of every one of `planes` rows of x (planes, P).
@@ -121,7 +136,17 @@ void pool_channels_into(const float* xp, const float* wp, int64_t N, int64_t C, 
 #pragma omp simd
         for (int64_t j = 0; j < len; ++j) { const float v = rc[j] * wc; s[j] += v; m[j] = max2(m[j], v); }
       }
-      for (int64_t j = 0; j < len; ++j) { ap[n * stride + p0 + j] = s[j] / static_cast<float>(C); mp[n * stride + p0 + j] = m[j]; }
+      for (int64_t j = 0; j < len; ++j) {
+        if (s[j] != s[j]) {  // a NaN (or both infinities) at this position: the exact, NaN-propagating max
+          m[j] = kLowest;
+          for (int64_t q = 0; q < C && m[j] == m[j]; ++q) {
+            const float v = r[q * P + j] * weight(q);
+            m[j] = v != v ? v : max2(m[j], v);
+          }
+        }
+        ap[n * stride + p0 + j] = s[j] / static_cast<float>(C);
+        mp[n * stride + p0 + j] = m[j];
+      }
     }
   });
 }
@@ -147,7 +172,7 @@ std::vector<torch::Tensor> pool_channels(const torch::Tensor& x, const c10::opti
 
 namespace {
 template <bool kRelu>
-inline float epilogue(float v) { return kRelu ? (v > 0.f ? v : 0.f) : v; }
+inline float epilogue(float v) { return kRelu ? rectify(v) : v; }
 
 // Outputs at least this big are written with non-temporal (streaming) stores: they cannot stay in
 // the cache anyway, and a normal store first reads each line it writes (read-for-ownership), so a
@@ -383,7 +408,7 @@ torch::Tensor ha_spatial_map(const torch::Tensor& m, const torch::Tensor& w1, co
               if (x >= 0 && x < W) acc += k[dy * 3 + dx] * img[y * W + x];
             }
           }
-          t[i * ow + j] = max2(acc, 0.f);
+          t[i * ow + j] = rectify(acc);
         }
       }
       float* o = op + n * H * W;
@@ -397,7 +422,7 @@ torch::Tensor ha_spatial_map(const torch::Tensor& m, const torch::Tensor& w1, co
           const float lx = fx - static_cast<float>(x0);
           const float v = (1.f - ly) * ((1.f - lx) * t[y0 * ow + x0] + lx * t[y0 * ow + x1]) +
                           ly * ((1.f - lx) * t[y1 * ow + x0] + lx * t[y1 * ow + x1]);
-          o[y * W + x] = max2(a2 * v + c2, 0.f);
+          o[y * W + x] = rectify(a2 * v + c2);
         }
       }
     }
@@ -420,14 +445,14 @@ void rank1_rows(const float* xp, const float* sp, const float* up, const float* 
 #pragma omp simd
           for (int64_t p = 0; p < len; ++p) {
             float t = sn[p0 + p] * uc + vc;
-            t = t > 0.f ? (t < 87.3f ? t : 87.3f) : 0.f;
+            t = t != t ? t : t > 0.f ? (t < 87.3f ? t : 87.3f) : 0.f;
             dst[p] = epilogue<kRelu>(xi[p0 + p] / (1.f + exp_neg(t)) + ri[p0 + p]);
           }
         } else {
 #pragma omp simd
           for (int64_t p = 0; p < len; ++p) {
             float t = sn[p0 + p] * uc + vc;
-            t = t > 0.f ? (t < 87.3f ? t : 87.3f) : 0.f;
+            t = t != t ? t : t > 0.f ? (t < 87.3f ? t : 87.3f) : 0.f;
             dst[p] = epilogue<kRelu>(xi[p0 + p] / (1.f + exp_neg(t)));
           }
         }
@@ -539,7 +564,7 @@ torch::Tensor pooled_gates(const torch::Tensor& x, const c10::optional<torch::Te
     mcp = mc.data_ptr<float>();
     pool_spatial_into(xp, N * C, P, pp, pp + N * C);
     linear_rows(pp, with_max ? 2 * N : N, C, w1p, hidden, b1p, hp);
-    for (int64_t i = 0; i < N * hidden; ++i) hp[i] = max2(hp[i], 0.f) + (with_max ? max2(hp[i + N * hidden], 0.f) : 0.f);
+    for (int64_t i = 0; i < N * hidden; ++i) hp[i] = rectify(hp[i]) + (with_max ? rectify(hp[i + N * hidden]) : 0.f);
     linear_rows(hp, N, hidden, w2p, C, b2p && with_max ? twice_b2.data() : b2p, mcp);
     for (int64_t i = 0; i < N * C; ++i) mcp[i] = sigmoid(mcp[i]);
   }

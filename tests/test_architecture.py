@@ -1,0 +1,89 @@
+"""The house's structure, checked: an acyclic import graph, layers and models free of the fused
+kernels, and functions short enough to read."""
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "attnzoo"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    base = module.split(".")
+    base = base if is_package else base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def import_graph() -> dict[str, set[str]]:
+    """attnzoo module -> the attnzoo modules it imports (anywhere in the file, functions included)."""
+    modules = {_module_name(p): p for p in SRC.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(name, path.name == "__init__.py", node)
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target.startswith("attnzoo") and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def _package(module: str) -> str:
+    """The sub-package a module belongs to (attnzoo.layers.se -> attnzoo.layers)."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def test_the_subpackages_import_each_other_without_cycles():
+    edges: dict[str, set[str]] = {}
+    for module, targets in import_graph().items():
+        for target in targets:
+            a, b = _package(module), _package(target)
+            if a != b and a != "attnzoo" and b != "attnzoo":  # the top-level package re-exports everything
+                edges.setdefault(a, set()).add(b)
+    seen, stack, cycles = set(), [], []
+
+    def visit(node):
+        if node in stack:
+            cycles.append(stack[stack.index(node):] + [node])
+            return
+        if node in seen:
+            return
+        seen.add(node)
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            visit(nxt)
+        stack.pop()
+
+    for node in sorted(edges):
+        visit(node)
+    assert not cycles, "import cycles between sub-packages: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_layers_and_models_know_nothing_of_the_fused_kernels():
+    for package in ("layers", "models"):
+        for path in (SRC / package).rglob("*.py"):
+            text = path.read_text()
+            assert "fused" not in text, f"{path} mentions the fused kernels"
+
+
+def test_no_function_is_longer_than_60_lines():
+    long = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
+                long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, "functions over 60 lines: " + ", ".join(long)
