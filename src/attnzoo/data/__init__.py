@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .augment import random_crop_flip
 from .cifar import load_cifar
-from .digits import TensorImageDataset, make_cluttered_digits
+from .base import TensorImageDataset
+from .digits import make_cluttered_digits
 from .imagefolder import load_image_folder
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .digits import TensorImageDataset
+from .base import TensorImageDataset
 
 RECORD_PIXELS = 3 * 32 * 32
 

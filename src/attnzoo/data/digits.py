@@ -14,11 +14,11 @@ deterministic given ``seed``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .base import TensorImageDataset
 
 IMAGE_SIZE = 24
 DEFAULT_SIZES = {"train": 5000, "test": 2000}
@@ -29,20 +29,6 @@ TARGET_HUE = np.array([1.0, 0.15, 0.15])
 DISTRACTOR_HUES = np.array(
     [[0.2, 1.0, 0.2], [0.25, 0.35, 1.0], [0.2, 1.0, 1.0], [1.0, 1.0, 0.2], [1.0, 0.25, 1.0]]
 )
-
-
-@dataclass
-class TensorImageDataset:
-    """Images as uint8 ``(N, 3, H, W)``, labels as int64 ``(N,)``; ``boxes`` (x0, y0, x1, y1) if known."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    num_classes: int
-    boxes: torch.Tensor | None = None
-    name: str = ""
-
-    def __len__(self) -> int:
-        return self.labels.shape[0]
 
 
 def _source_digits(split: str) -> tuple[np.ndarray, np.ndarray]:

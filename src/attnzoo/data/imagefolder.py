@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .digits import TensorImageDataset
+from .base import TensorImageDataset
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"}
 LAYOUT = "root/train/<class>/<image>.png|jpg|... and root/val/<class>/... (or root/test/...)"

@@ -14,7 +14,8 @@ from .hacnn import (
     HASpatialAttention,
     crop_regions,
 )
-from .mscam import AFF, IAFF, MSCAM, AddFusion
+from .aff import AFF, IAFF, AddFusion
+from .mscam import MSCAM
 from .registry import (
     create_attn,
     create_conv,
@@ -36,7 +37,8 @@ from .se import EffectiveSqueezeExcite, SqueezeExcite
 from .sk import SelectiveKernelConv, SplitAttentionConv
 from .sge import SpatialGroupEnhance
 from .simam import SimAM
-from .self_attn import NonLocal2d, SelfAttention2d
+from .non_local import NonLocal2d
+from .self_attn import SelfAttention2d
 from .triplet import TripletAttention
 
 __all__ = [

@@ -1,12 +1,12 @@
-"""Multi-scale channel attention (MS-CAM) and attentional feature fusion (AFF, iAFF)."""
+"""Multi-scale channel attention (MS-CAM, Dai et al., WACV 2021); AFF and iAFF use it (:mod:`.aff`)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ._base import AttentionModule, FusionModule, hidden_width
-from .registry import register_attn, register_fusion
+from ._base import AttentionModule, hidden_width
+from .registry import register_attn
 
 _BRANCH_PAIRS = {
     "global_local": ("global", "local"),
@@ -84,80 +84,3 @@ class MSCAM(AttentionModule):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, branches={self.branches_kind!r}"
-
-
-@register_fusion("add")
-class AddFusion(FusionModule):
-    """The baseline fusion, a plain sum with no parameters: ``z = x + y``."""
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.check_pair(x, y)
-        return x + y
-
-
-@register_fusion("aff")
-class AFF(FusionModule):
-    """Attentional feature fusion: a soft per-element choice between two inputs.
-
-    ``M = MS-CAM(x + y)``, ``z = scale · (M ⊙ x + (1 − M) ⊙ y)``.
-
-    Args:
-        channels: ``C``. reduction, min_hidden, branches: of the MS-CAM (defaults 4, 8,
-            ``"global_local"``).
-        scale: output factor, default 1 (the paper's equation). The official MXNet and PyTorch
-            code use 2, so that ``M = 0.5`` reproduces ``x + y``.
-
-    Reference: Dai et al., "Attentional Feature Fusion", WACV 2021, arXiv:2009.14082, Eq. (4).
-    """
-
-    def __init__(
-        self, channels: int, reduction: float = 4, min_hidden: int = 8, branches: str = "global_local", scale: float = 1.0
-    ) -> None:
-        super().__init__(channels)
-        self.scale = scale
-        self.attn = MSCAM(channels, reduction=reduction, min_hidden=min_hidden, branches=branches)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.check_pair(x, y)
-        m = self.attn.weights(x + y)
-        z = y + m * (x - y)  # = M ⊙ x + (1 − M) ⊙ y
-        return z * self.scale if self.scale != 1.0 else z
-
-    def extra_repr(self) -> str:
-        return f"channels={self.channels}, scale={self.scale}"
-
-
-@register_fusion("iaff")
-class IAFF(FusionModule):
-    """Iterative AFF: AFF whose attention input, the sum of x and y, is itself an AFF.
-
-    ``xi = M1(x + y) ⊙ x + (1 − M1(x + y)) ⊙ y``, then
-    ``z = scale · (M2(xi) ⊙ x + (1 − M2(xi)) ⊙ y)``, where ``M1`` and ``M2`` are two MS-CAMs,
-    each with **its own** local and global branches.
-
-    Args: as :class:`AFF`.
-
-    Reference: Dai et al., WACV 2021, arXiv:2009.14082, Fig. 3(b), Eq. (5).
-
-    Differences from common public copies: the widely copied PyTorch port calls the first
-    global branch in the second pass, so ``global_att2`` is never used (open-aff issue #31);
-    here ``M2`` is a complete second MS-CAM, as in the MXNet code behind the paper.
-    """
-
-    def __init__(
-        self, channels: int, reduction: float = 4, min_hidden: int = 8, branches: str = "global_local", scale: float = 1.0
-    ) -> None:
-        super().__init__(channels)
-        self.scale = scale
-        self.attn1 = MSCAM(channels, reduction=reduction, min_hidden=min_hidden, branches=branches)
-        self.attn2 = MSCAM(channels, reduction=reduction, min_hidden=min_hidden, branches=branches)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.check_pair(x, y)
-        diff = x - y
-        xi = y + self.attn1.weights(x + y) * diff
-        z = y + self.attn2.weights(xi) * diff
-        return z * self.scale if self.scale != 1.0 else z
-
-    def extra_repr(self) -> str:
-        return f"channels={self.channels}, scale={self.scale}"
