@@ -247,3 +247,40 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypa
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     monkeypatch.setattr(ckpt, "atomic_write_bytes", real)
     assert train(TrainConfig(**{**cfg.to_dict(), "resume": True}))["last_top1"] is not None
+
+
+def test_fault_walkthrough_ends_where_an_uninterrupted_run_ends(tmp_path):
+    """One run through every fault in turn — kill -9, Ctrl-C, a deleted manifest, a truncated and a
+    bit-flipped weight file — resumed after each: nothing is lost, every failure is named, and the
+    final weights equal an uninterrupted run's bit for bit."""
+    epochs = ["--epochs", "6"]
+    assert _train(tmp_path / "ref", *epochs).returncode == 0
+    out = tmp_path / "run"
+
+    proc = _interruptible(out, *epochs)  # 1. kill -9 once the first checkpoint exists
+    _wait_for(out / "checkpoint.json")
+    proc.kill()
+    proc.wait()
+
+    proc = _interruptible(out, *epochs, "--resume")  # 2. Ctrl-C during the resumed run
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 130), err
+
+    (out / "checkpoint.json").unlink()  # 3. the manifest is lost
+    names = sorted(p.name for p in out.glob("epoch-*.safetensors"))
+    newest = out / names[-1]
+    newest.write_bytes(newest.read_bytes()[:-300])  # 4. the newest weights are truncated
+    refused = subprocess.run([sys.executable, "-m", "attnzoo", "eval", str(newest)], capture_output=True, text=True)
+    assert refused.returncode == 2 and f"{newest} is not a readable safetensors file" in refused.stderr
+    resumed = _train(out, *epochs, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+
+    _flip_a_bit(out / "best.safetensors")  # 5. a flipped bit in a finished run is named, not used
+    flipped = subprocess.run([sys.executable, "-m", "attnzoo", "eval", str(out / "best.safetensors")], capture_output=True, text=True)
+    assert flipped.returncode == 2 and "does not match the checksum" in flipped.stderr
+
+    ref, got = _final_weights(tmp_path / "ref"), _final_weights(out)
+    assert [k for k in ref if not torch.equal(ref[k], got[k])] == []
+    assert [json.loads(l)["epoch"] for l in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
