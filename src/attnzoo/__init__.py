@@ -2,6 +2,7 @@
 
 from .layers import create_attn, create_conv, create_fusion, list_attn, list_conv, list_fusion, register_attn, register_conv, register_fusion
 from .models import create_model, list_models, register_model
+from .models.weights import load_weights
 from .utils import count_macs, count_params
 from . import viz  # attnzoo.viz.capture_attention, grad_cam (torch only)
 
@@ -19,6 +20,7 @@ __all__ = [
     "list_conv",
     "list_fusion",
     "list_models",
+    "load_weights",
     "register_attn",
     "register_conv",
     "register_fusion",

@@ -16,6 +16,14 @@ def hidden_width(channels: int, reduction: float, min_hidden: int) -> int:
     return max(int(min_hidden), int(channels // reduction))
 
 
+def rounded_width(channels: int, reduction: float, divisor: int) -> int:
+    """``C / r`` rounded to the nearest multiple of ``divisor``, at least ``divisor`` (timm's
+    ``make_divisible`` with ``round_limit=0``)."""
+    if divisor < 1:
+        raise ValueError(f"round_to must be at least 1, got {divisor}")
+    return max(divisor, int(channels / reduction + divisor / 2) // divisor * divisor)
+
+
 def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """A 1×1 ``conv`` applied to pooled features ``x`` of shape (N, C_in): (N, C_out)."""
     return F.linear(x, conv.weight.flatten(1), conv.bias)

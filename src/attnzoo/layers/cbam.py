@@ -11,6 +11,7 @@ from ._base import AttentionModule, hidden_width, pointwise
 from .registry import register_attn
 
 POOLS = ("avg+max", "avg", "max")
+VARIANTS = ("official", "paper", "timm")
 
 
 @register_attn("cbam_channel")
@@ -78,6 +79,7 @@ class CBAMSpatial(AttentionModule):
         variant: ``"official"`` (default): the authors' code: maps ordered (max, mean), bias-free
             conv followed by ``BatchNorm2d(1)`` whose weight starts at 0, so ``Ms = 0.5`` at init.
             ``"paper"``: the equation as printed: maps ordered (mean, max), conv with bias, no norm.
+            ``"timm"``: timm's ``SpatialAttn``: maps ordered (mean, max), bias-free conv + BN (weight 1).
 
     Why the default is the authors' code and not the printed equation: without the BN the
     spatial gate is free to drift towards 0 early in training, switching its residual branch off;
@@ -91,13 +93,13 @@ class CBAMSpatial(AttentionModule):
         super().__init__(channels)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"CBAMSpatial: kernel_size must be a positive odd int, got {kernel_size}")
-        if variant not in ("paper", "official"):
-            raise ValueError(f"CBAMSpatial: variant must be 'paper' or 'official', got {variant!r}")
+        if variant not in VARIANTS:
+            raise ValueError(f"CBAMSpatial: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         self.variant = variant
-        official = variant == "official"
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=not official)
-        self.norm = nn.BatchNorm2d(1) if official else nn.Identity()
-        if official:
+        with_bn = variant != "paper"
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=not with_bn)
+        self.norm = nn.BatchNorm2d(1) if with_bn else nn.Identity()
+        if variant == "official":
             nn.init.zeros_(self.norm.weight)
         self.gate = nn.Sigmoid()
 

@@ -29,6 +29,8 @@ class ECA(AttentionModule):
         kernel_size: ``k``; default ``None`` = adaptive: ``t = int(|log2(C) + β| / γ)``, ``k = t``
             if odd else ``t + 1`` (C = 256 → 5, 2048 → 7).
         gamma, beta: ``γ = 2``, ``β = 1`` of the adaptive rule.
+        min_kernel_size: lower bound on the adaptive ``k`` (default 1; timm's EcaModule uses 3,
+            which differs for C < 8).
 
     Reference: Wang, Wu, Zhu, Li, Zuo, Hu. "ECA-Net: Efficient Channel Attention for Deep
     Convolutional Neural Networks", CVPR 2020, arXiv:1910.03151 (Eq. 12).
@@ -38,9 +40,9 @@ class ECA(AttentionModule):
     parameters, 86 more than ResNet-50).
     """
 
-    def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1) -> None:
+    def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1, min_kernel_size: int = 1) -> None:
         super().__init__(channels)
-        k = eca_kernel_size(channels, gamma, beta) if kernel_size is None else kernel_size
+        k = max(eca_kernel_size(channels, gamma, beta), min_kernel_size) if kernel_size is None else kernel_size
         if k < 1 or k % 2 == 0:
             raise ValueError(f"ECA: kernel_size must be a positive odd int, got {k}")
         self.kernel_size = k

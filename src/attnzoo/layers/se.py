@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import AttentionModule, hidden_width, pointwise
+from ._base import AttentionModule, hidden_width, pointwise, rounded_width
 from .registry import register_attn
 
 
@@ -24,6 +24,8 @@ class SqueezeExcite(AttentionModule):
         reduction: ``r`` in ``h = C // r`` (default 16, the paper's choice).
         min_hidden: lower bound on ``h`` (default 8) so small ``C`` never gives a zero width.
         bias: whether the two 1×1 convs have a bias (default True).
+        round_to: round ``C / r`` to the nearest multiple of this instead (timm's ``rd_divisor``:
+            8 in its SE; the result never below ``round_to``). Default None: ``C // r`` as above.
 
     Reference: Hu, Shen, Sun. "Squeeze-and-Excitation Networks", CVPR 2018, arXiv:1709.01507.
 
@@ -32,9 +34,9 @@ class SqueezeExcite(AttentionModule):
     let ``C // r`` reach 0); the default reduction is the paper's 16, not 1.
     """
 
-    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True) -> None:
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True, round_to: int | None = None) -> None:
         super().__init__(channels)
-        hidden = hidden_width(channels, reduction, min_hidden)
+        hidden = hidden_width(channels, reduction, min_hidden) if round_to is None else rounded_width(channels, reduction, round_to)
         self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)

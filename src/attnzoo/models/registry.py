@@ -30,14 +30,30 @@ def get_model_factory(name: str) -> Callable[..., nn.Module]:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(_MODELS))}") from None
 
 
-def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, **options) -> nn.Module:
+def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, weights=None, source: str = "auto", head: str = "keep",
+                 **options) -> nn.Module:
     """Build model ``name`` with attention ``attn`` and fusion ``fusion`` in its blocks.
 
     ``attn`` / ``fusion`` are registered names (see ``list_attn()``, ``list_fusion()``), a
     callable ``channels -> nn.Module``, or ``None``. Their options go in ``attn_options`` /
     ``fusion_options`` dicts, the stages that get them in ``attn_stages`` / ``fusion_stages``;
     the rest of ``options`` reach the model constructor.
+
+    ``weights``: a checkpoint to load (``.safetensors``, or ``.pth``/``.pt`` read with
+    ``weights_only=True``) in the key layout of ``source`` — ``"auto"`` (detected), ``"torchvision"``,
+    ``"timm"``, ``"cbam-authors"``, ``"attnzoo"`` (see :mod:`attnzoo.models.weights`); the source's
+    module options are applied under any ``attn_options`` given. Strict: a mismatch is one
+    ValueError; ``head="reinit"`` keeps a fresh classifier where the checkpoint has another
+    number of classes. What was loaded is in ``model.weights_report``.
     """
+    if weights is not None:
+        from .weights import create_pretrained
+
+        def build(attn_options):
+            kwargs = {**options, **({"attn_options": attn_options} if attn_options else {})}
+            return get_model_factory(name)(attn=attn, fusion=fusion, num_classes=num_classes, **kwargs)
+
+        return create_pretrained(build, attn, weights, source, head, attn_options=options.pop("attn_options", None))
     return get_model_factory(name)(attn=attn, fusion=fusion, num_classes=num_classes, **options)
 
 

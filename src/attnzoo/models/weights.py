@@ -1,0 +1,190 @@
+"""Published weights into attnzoo models: the key layouts of torchvision, timm and the CBAM
+authors' code, mapped onto attnzoo's, strictly.
+
+Where a source computes its modules differently from attnzoo's defaults, :data:`SOURCES` names
+the module options that make attnzoo compute what the source computes (timm's CBAM: bias-free MLP,
+spatial maps ordered [mean; max], conv + BN; the authors' CBAM: no lower bound on the hidden
+width), and :func:`attnzoo.create_model` applies them when it is given ``weights=`` and ``source=``.
+
+Nothing is downloaded: pass the file you have. ``.safetensors`` files are read without executing
+anything; ``.pth``/``.pt``/``.bin`` files with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Source:
+    """A checkpoint layout: how its keys become attnzoo's, and the module options that match it."""
+
+    name: str
+    description: str
+    renames: tuple[tuple[str, str], ...] = ()  # (regex, replacement) applied to every key in order
+    module_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # attention name -> options
+    marker: Optional[str] = None  # a regex some key of this layout matches (for source="auto")
+
+
+SOURCES: dict[str, Source] = {
+    "attnzoo": Source("attnzoo", "attnzoo's own layout (a state dict of an attnzoo model)"),
+    "torchvision": Source(
+        "torchvision", "torchvision.models ResNet-18/34/50/101/152, ResNeXt-50 (same keys as attnzoo's plain ResNets)"),
+    "timm": Source(
+        "timm",
+        "timm resnet*, seresnet*, ecaresnet*, and ResNets with timm's CBAM (attention under `.se.`)",
+        renames=(
+            (r"\.se\.channel\.fc1\.", ".attn.channel.mlp.0."),
+            (r"\.se\.channel\.fc2\.", ".attn.channel.mlp.2."),
+            (r"\.se\.spatial\.conv\.conv\.", ".attn.spatial.conv."),
+            (r"\.se\.spatial\.conv\.bn\.", ".attn.spatial.norm."),
+            (r"\.se\.", ".attn."),  # SE (fc1, fc2) and ECA (conv) keep their names
+        ),
+        module_options={"se": {"round_to": 8}, "eca": {"min_kernel_size": 3},
+                        "cbam": {"bias": False, "min_hidden": 1, "variant": "timm"}},
+        marker=r"\.se\.",
+    ),
+    "cbam-authors": Source(
+        "cbam-authors",
+        "the CBAM authors' ResidualNet (Jongchan/attention-module), saved from DataParallel (`module.` prefix)",
+        renames=(
+            (r"\.cbam\.ChannelGate\.mlp\.1\.", ".attn.channel.mlp.0."),
+            (r"\.cbam\.ChannelGate\.mlp\.3\.", ".attn.channel.mlp.2."),
+            (r"\.cbam\.SpatialGate\.spatial\.conv\.", ".attn.spatial.conv."),
+            (r"\.cbam\.SpatialGate\.spatial\.bn\.", ".attn.spatial.norm."),
+        ),
+        module_options={"cbam": {"min_hidden": 1, "variant": "official"}},
+        marker=r"\.cbam\.ChannelGate\.",
+    ),
+}
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, unwrapped from ``{"state_dict": ...}`` / ``{"model": ...}``
+    and stripped of a DataParallel ``module.`` prefix."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # an unpickling refusal or a damaged file: name it, in one line
+            raise ValueError(f"{path}: cannot load as weights with weights_only=True ({str(e).splitlines()[0]})") from None
+    for wrapper in ("state_dict", "model", "model_state"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds no state dict of tensors")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def detect_source(keys: list[str]) -> Source:
+    for source in SOURCES.values():
+        if source.marker and any(re.search(source.marker, k) for k in keys):
+            return source
+    return SOURCES["torchvision"]
+
+
+def get_source(name: str) -> Source:
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise ValueError(f"unknown weights source {name!r}; valid sources: auto, {', '.join(SOURCES)}") from None
+
+
+def to_attnzoo(state: dict[str, torch.Tensor], source: Source, model: nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` with its keys renamed to attnzoo's and Linear weights reshaped where attnzoo holds
+    the same numbers as a 1×1 convolution."""
+    targets = model.state_dict()
+    renamed = {}
+    for key, value in state.items():
+        for pattern, replacement in source.renames:
+            key = re.sub(pattern, replacement, key)
+        want = targets.get(key)
+        if want is not None and want.dim() == 4 and value.dim() == 2 and want.numel() == value.numel():
+            value = value.reshape(want.shape)  # nn.Linear (out, in) -> 1×1 conv (out, in, 1, 1)
+        renamed[key] = value
+    return renamed
+
+
+@dataclass
+class LoadReport:
+    source: str
+    loaded: int
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[str]
+    reinitialised: list[str]
+
+    def __str__(self) -> str:
+        return "; ".join([f"{self.loaded} tensors loaded (layout: {self.source})", *self.problems()])
+
+    def problems(self) -> list[str]:
+        parts = []
+        for name, keys in (("missing", self.missing), ("unexpected", self.unexpected), ("wrongly shaped", self.mismatched),
+                           ("re-initialised head", self.reinitialised)):
+            if keys:
+                parts.append(f"{len(keys)} {name}: {', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}")
+        return parts
+
+
+def head_keys(model: nn.Module) -> set[str]:
+    """The classifier's parameters (``fc`` of a ResNet, the classifiers of HA-CNN)."""
+    return {k for k in model.state_dict() if k.split(".")[0] in ("fc", "classifier_global", "classifier_local")}
+
+
+def load_weights(model: nn.Module, path: str | Path, source: str = "auto", strict: bool = True, head: str = "keep") -> LoadReport:
+    """Load a checkpoint in ``source``'s layout into ``model``; returns what was loaded and skipped.
+
+    Strict by default: any missing, unexpected or wrongly shaped key is one ValueError listing the
+    first few of each with the counts. ``head="reinit"`` keeps the model's freshly initialised
+    classifier where the checkpoint's has another number of classes (reported, never silent);
+    ``strict=False`` loads what fits and reports the rest.
+    """
+    raw = read_state_dict(path)
+    return _load(model, raw, detect_source(list(raw)) if source == "auto" else get_source(source), path, strict, head)
+
+
+def _load(model: nn.Module, raw: dict[str, torch.Tensor], src: Source, path: str | Path, strict: bool, head: str) -> LoadReport:
+    if head not in ("keep", "reinit"):
+        raise ValueError(f"head must be 'keep' or 'reinit', got {head!r}")
+    state = to_attnzoo(raw, src, model)
+    targets = model.state_dict()
+    mismatched = sorted(k for k in state if k in targets and state[k].shape != targets[k].shape)
+    reinitialised = sorted(k for k in mismatched if k in head_keys(model)) if head == "reinit" else []
+    for key in reinitialised:
+        del state[key]
+    report = LoadReport(src.name, 0, sorted(set(targets) - set(state) - set(reinitialised)), sorted(set(state) - set(targets)),
+                        [f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(targets[k].shape)})" for k in mismatched if k in state],
+                        reinitialised)
+    if strict and (report.missing or report.unexpected or report.mismatched):
+        hint = " (a head of another size: pass head='reinit')" if any(k.split(" ")[0] in head_keys(model) for k in report.mismatched) else ""
+        raise ValueError(f"{path} ({src.name} layout) does not fit the model: {'; '.join(report.problems())}{hint}; strict=False loads what fits")
+    fitting = {k: v for k, v in state.items() if k in targets and v.shape == targets[k].shape}
+    model.load_state_dict(fitting, strict=False)
+    report.loaded = len(fitting)
+    return report
+
+
+def create_pretrained(build, attn: Any, weights: str | Path, source: str = "auto", head: str = "keep", strict: bool = True,
+                      attn_options: Optional[dict[str, Any]] = None) -> nn.Module:
+    """``build(attn_options)`` with the source's module options under the user's, then its weights loaded."""
+    raw = read_state_dict(weights)
+    src = detect_source(list(raw)) if source == "auto" else get_source(source)
+    options = {**(src.module_options.get(attn, {}) if isinstance(attn, str) else {}), **(attn_options or {})}
+    model = build(options)
+    report = _load(model, raw, src, weights, strict, head)
+    model.weights_report = report  # what was loaded and skipped, for the caller to show
+    return model

@@ -1,0 +1,161 @@
+"""Published layouts load strictly into attnzoo models, which then compute what the source computes.
+
+No weights can be downloaded here: each test writes a checkpoint in the source's key layout (read
+from the source's code) and, where the source's module differs from attnzoo's default, checks the
+loaded module against a reference written from the source's equations."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import attnzoo
+from attnzoo.models.weights import SOURCES, load_weights, read_state_dict
+from tests.conftest import randomize_
+
+
+def _save(state, path, wrap=None, prefix=""):
+    state = {prefix + k: v.clone() for k, v in state.items()}
+    torch.save({wrap: state} if wrap else state, path)
+    return path
+
+
+def _out(model, x):
+    with torch.no_grad():
+        return model.eval()(x)
+
+
+@pytest.mark.parametrize("name, keys", [("resnet18", 122), ("resnet50", 320), ("resnext50_32x4d", 320)])
+def test_torchvision_layout_is_attnzoos(name, keys, tmp_path):
+    # torchvision's ResNets: conv1, bn1, layerN.i.{conv,bn}K, layerN.0.downsample.{0,1}, fc
+    # (resnet18: 20 convs + 20 BNs × 5 tensors + fc 2 = 122 keys; resnet50: 53 + 53 × 5 + 2 = 320).
+    source = attnzoo.create_model(name)  # (randomised BN statistics would overflow a deep net)
+    assert len(source.state_dict()) == keys
+    path = _save(source.state_dict(), tmp_path / "tv.pth")
+    model = attnzoo.create_model(name, weights=path, source="torchvision")
+    assert model.weights_report.loaded == keys and not model.weights_report.missing
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(_out(model, x), _out(source, x))
+
+
+def test_timm_se_and_eca_layouts(tmp_path):
+    for attn in ("se", "eca"):
+        source = attnzoo.create_model("resnet18", attn=attn, attn_options=SOURCES["timm"].module_options[attn])
+        randomize_(source.layer1)  # one stage's attention randomised: enough to tell a wrong mapping
+        timm_state = {k.replace(".attn.", ".se."): v for k, v in source.state_dict().items()}  # timm: block.se.fc1 / block.se.conv
+        assert "layer1.0.se.fc1.weight" in timm_state or "layer1.0.se.conv.weight" in timm_state
+        path = _save(timm_state, tmp_path / f"{attn}.pth", wrap="state_dict")
+        model = attnzoo.create_model("resnet18", attn=attn, weights=path)  # source detected: timm
+        assert model.weights_report.source == "timm"
+        x = torch.randn(1, 3, 64, 64)
+        torch.testing.assert_close(_out(model, x), _out(source, x))
+
+
+def _timm_cbam_reference(p, x):
+    """timm's CbamModule (timm/layers/cbam.py): ChannelAttn with bias-free fc1/fc2 on the avg and
+    max pools, then SpatialAttn: cat([mean, max]) -> ConvNormAct(2, 1, 7) (conv, BN) -> sigmoid."""
+    def mlp(v):
+        return F.conv2d(F.relu(F.conv2d(v, p["channel.fc1.weight"])), p["channel.fc2.weight"])
+    x = x * torch.sigmoid(mlp(x.mean((2, 3), keepdim=True)) + mlp(x.amax((2, 3), keepdim=True)))
+    maps = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
+    z = F.conv2d(maps, p["spatial.conv.conv.weight"], padding=3)
+    z = F.batch_norm(z, p["spatial.conv.bn.running_mean"], p["spatial.conv.bn.running_var"], p["spatial.conv.bn.weight"], p["spatial.conv.bn.bias"])
+    return x * torch.sigmoid(z)
+
+
+def _cbam_authors_reference(p, x):
+    """The authors' CBAM (attention-module/MODEL/cbam.py): ChannelGate's Linear MLP (with bias) on
+    the avg and max pools, then SpatialGate: ChannelPool = cat([max, mean]) -> conv (no bias) -> BN -> sigmoid."""
+    def mlp(v):
+        return F.linear(F.relu(F.linear(v, p["ChannelGate.mlp.1.weight"], p["ChannelGate.mlp.1.bias"])), p["ChannelGate.mlp.3.weight"], p["ChannelGate.mlp.3.bias"])
+    x = x * torch.sigmoid(mlp(x.mean((2, 3))) + mlp(x.amax((2, 3))))[:, :, None, None]
+    maps = torch.cat([x.amax(1, keepdim=True), x.mean(1, keepdim=True)], 1)
+    z = F.conv2d(maps, p["SpatialGate.spatial.conv.weight"], padding=3)
+    bn = "SpatialGate.spatial.bn."
+    return x * torch.sigmoid(F.batch_norm(z, p[bn + "running_mean"], p[bn + "running_var"], p[bn + "weight"], p[bn + "bias"]))
+
+
+def _random_state(shapes):
+    torch.manual_seed(0)
+    return {k: (torch.rand(s) + 0.5 if "running_var" in k else torch.tensor(3) if "num_batches" in k else torch.randn(s) * 0.3)
+            for k, s in shapes.items()}
+
+
+def test_timm_cbam_computes_what_timm_computes(tmp_path):
+    c, hidden = 64, 4  # timm: rd_channels = round(64 / 16) = 4, no lower bound of 8
+    p = _random_state({"channel.fc1.weight": (hidden, c, 1, 1), "channel.fc2.weight": (c, hidden, 1, 1), "spatial.conv.conv.weight": (1, 2, 7, 7),
+                       "spatial.conv.bn.weight": (1,), "spatial.conv.bn.bias": (1,), "spatial.conv.bn.running_mean": (1,),
+                       "spatial.conv.bn.running_var": (1,), "spatial.conv.bn.num_batches_tracked": ()})
+    donor = attnzoo.create_model("resnet18", attn="cbam", attn_options=SOURCES["timm"].module_options["cbam"])
+    state = {k.replace(".attn.", ".se."): v for k, v in donor.state_dict().items() if ".attn." not in k}
+    state.update({f"layer1.0.se.{k}": v for k, v in p.items()})
+    for k, v in donor.state_dict().items():  # the other blocks' modules, in timm's names
+        if ".attn." in k and not k.startswith("layer1.0."):
+            timm_key = (k.replace(".attn.channel.mlp.0.", ".se.channel.fc1.").replace(".attn.channel.mlp.2.", ".se.channel.fc2.")
+                        .replace(".attn.spatial.conv.", ".se.spatial.conv.conv.").replace(".attn.spatial.norm.", ".se.spatial.conv.bn."))
+            state[timm_key] = v
+    model = attnzoo.create_model("resnet18", attn="cbam", weights=_save(state, tmp_path / "timm_cbam.pth"), source="timm").eval()
+    block = model.layer1[0].attn
+    assert block.spatial.variant == "timm" and block.channel.mlp[0].bias is None and block.channel.mlp[0].out_channels == 4
+    x = torch.randn(2, c, 9, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), _timm_cbam_reference(p, x))
+
+
+def test_cbam_authors_layout_with_dataparallel_prefix(tmp_path):
+    c, hidden = 64, 4  # the authors: gate_channels // 16, no lower bound
+    p = _random_state({"ChannelGate.mlp.1.weight": (hidden, c), "ChannelGate.mlp.1.bias": (hidden,), "ChannelGate.mlp.3.weight": (c, hidden),
+                       "ChannelGate.mlp.3.bias": (c,), "SpatialGate.spatial.conv.weight": (1, 2, 7, 7), "SpatialGate.spatial.bn.weight": (1,),
+                       "SpatialGate.spatial.bn.bias": (1,), "SpatialGate.spatial.bn.running_mean": (1,), "SpatialGate.spatial.bn.running_var": (1,),
+                       "SpatialGate.spatial.bn.num_batches_tracked": ()})
+    p["SpatialGate.spatial.bn.num_batches_tracked"] = torch.tensor(7)
+    donor = attnzoo.create_model("resnet18", attn="cbam", attn_options=SOURCES["cbam-authors"].module_options["cbam"])
+    rename = {".attn.channel.mlp.0.": ".cbam.ChannelGate.mlp.1.", ".attn.channel.mlp.2.": ".cbam.ChannelGate.mlp.3.",
+              ".attn.spatial.conv.": ".cbam.SpatialGate.spatial.conv.", ".attn.spatial.norm.": ".cbam.SpatialGate.spatial.bn."}
+    state = {}
+    for k, v in donor.state_dict().items():
+        for a, b in rename.items():
+            if a in k:
+                k, v = k.replace(a, b), (v.flatten(1) if v.dim() == 4 and "ChannelGate" in b else v)  # nn.Linear weights
+        state[k] = v
+    state.update({f"layer1.0.cbam.{k}": v for k, v in p.items()})
+    path = _save(state, tmp_path / "authors.pth.tar", wrap="state_dict", prefix="module.")
+    model = attnzoo.create_model("resnet18", attn="cbam", weights=path).eval()  # detected: cbam-authors
+    assert model.weights_report.source == "cbam-authors" and model.layer1[0].attn.spatial.variant == "official"
+    x = torch.randn(2, c, 6, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model.layer1[0].attn(x), _cbam_authors_reference(p, x))
+
+
+def test_a_mismatch_is_one_error_listing_keys_and_counts(tmp_path):
+    path = _save(attnzoo.create_model("resnet18", attn="se").state_dict(), tmp_path / "se.pth")
+    with pytest.raises(ValueError) as e:
+        load_weights(attnzoo.create_model("resnet18", num_classes=10), path, source="attnzoo")
+    message = str(e.value)
+    assert "\n" not in message
+    assert "(attnzoo layout) does not fit the model: 32 unexpected: layer1.0.attn.fc1.bias, layer1.0.attn.fc1.weight" in message  # 8 blocks × 4
+    assert "2 wrongly shaped: fc.bias (checkpoint (1000,), model (10,))" in message and "pass head='reinit'" in message
+
+
+def test_head_reinit_is_reported_never_silent(tmp_path):
+    path = _save(attnzoo.create_model("resnet18").state_dict(), tmp_path / "r18.pth")
+    model = attnzoo.create_model("resnet18", num_classes=10)
+    fresh_fc = model.fc.weight.clone()
+    report = load_weights(model, path, head="reinit")
+    assert report.reinitialised == ["fc.bias", "fc.weight"] and report.loaded == 120
+    assert torch.equal(model.fc.weight, fresh_fc)
+    assert "2 re-initialised head: fc.bias, fc.weight" in str(report)
+    partial = load_weights(attnzoo.create_model("resnet18", attn="se"), path, strict=False)
+    assert len(partial.missing) == 32 and partial.loaded == 122
+
+
+def test_safetensors_and_refused_pickles(tmp_path):
+    from safetensors.torch import save_file
+
+    model = randomize_(attnzoo.create_model("cifar_resnet8", num_classes=10))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    assert len(read_state_dict(tmp_path / "w.safetensors")) == len(model.state_dict())
+    torch.save({"state_dict": model.state_dict(), "note": ValueError("a class")}, tmp_path / "evil.pth")
+    with pytest.raises(ValueError, match="evil.pth: cannot load as weights with weights_only=True"):
+        read_state_dict(tmp_path / "evil.pth")
+    with pytest.raises(ValueError, match="unknown weights source 'tf'; valid sources: auto, attnzoo, torchvision, timm, cbam-authors"):
+        load_weights(model, tmp_path / "w.safetensors", source="tf")
