@@ -2,6 +2,7 @@
 
 from .layers import create_attn, create_conv, create_fusion, list_attn, list_conv, list_fusion, register_attn, register_conv, register_fusion
 from .models import create_model, list_models, register_model
+from .models.retrofit import retrofit
 from .models.weights import load_weights
 from .utils import count_macs, count_params
 from . import viz  # attnzoo.viz.capture_attention, grad_cam (torch only)
@@ -25,5 +26,6 @@ __all__ = [
     "register_conv",
     "register_fusion",
     "register_model",
+    "retrofit",
     "viz",
 ]

@@ -71,3 +71,27 @@ def test_sync_bn_rejected_on_cpu(tmp_path):
 def test_bf16_amp_and_channels_last_train(tmp_path):
     summary = train(TrainConfig(out=str(tmp_path), epochs=1, amp=True, channels_last=True, attn="cbam", **TINY))
     assert math.isfinite(summary["last_top1"])
+
+
+def test_init_from_retrofits_attention_and_starts_from_the_plain_models_score(tmp_path):
+    from attnzoo.cli import main
+
+    plain_args = ["--train-size", "256", "--test-size", "128", "--no-progress", "--threads", "1"]
+    assert main(["train", "--out", str(tmp_path / "plain"), "--epochs", "2", *plain_args]) == 0
+    plain = json.loads((tmp_path / "plain" / "summary.json").read_text())
+    weights = str(tmp_path / "plain" / "epoch-0002.safetensors")
+    assert main(["train", "--out", str(tmp_path / "ft"), "--epochs", "1", "--attn", "se", "--init-from", weights,
+                 "--freeze-stages", "1", *plain_args]) == 0
+    history = [json.loads(line) for line in (tmp_path / "ft" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [0, 1]
+    # epoch 0 is the plain network's evaluation: same test images, same predictions
+    assert history[0]["test_top1"] == plain["last_top1"]
+    assert abs(history[0]["test_loss"] - json.loads((tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()[-1])["test_loss"]) < 1e-6
+    from attnzoo.train.evaluate import load_trained_model
+
+    model, cfg, _ = load_trained_model(tmp_path / "ft")  # rebuilt from its config: retrofitted layout
+    gammas = [m.gamma.item() for m in model.modules() if type(m).__name__ == "ResidualMix"]
+    assert len(gammas) == 3 and all(g != 0 for g in gammas)  # γ trained away from 0
+    frozen = load_trained_model(tmp_path / "plain")[0]
+    torch.testing.assert_close(model.layer1[0].conv1.weight, frozen.layer1[0].conv1.weight)  # stage 1 frozen
+    assert not torch.equal(model.layer3[0].conv1.weight, frozen.layer3[0].conv1.weight)  # stage 3 fine-tuned

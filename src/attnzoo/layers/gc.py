@@ -24,6 +24,8 @@ class GlobalContext(AttentionModule):
     and Beyond", ICCV Workshops 2019, arXiv:1904.11492 (Fig. 4(d)).
     """
 
+    identity_at_init = True  # its residual branch starts at exactly zero (retrofit inserts it as is)
+
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8) -> None:
         super().__init__(channels)
         hidden = hidden_width(channels, reduction, min_hidden)

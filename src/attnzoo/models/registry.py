@@ -44,7 +44,9 @@ def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, wei
     ``"timm"``, ``"cbam-authors"``, ``"attnzoo"`` (see :mod:`attnzoo.models.weights`); the source's
     module options are applied under any ``attn_options`` given. Strict: a mismatch is one
     ValueError; ``head="reinit"`` keeps a fresh classifier where the checkpoint has another
-    number of classes. What was loaded is in ``model.weights_report``.
+    number of classes. What was loaded is in ``model.weights_report``. A plain checkpoint with
+    ``attn``/``fusion`` given is *retrofitted*: the new modules sit behind residual mixes at zero
+    (:func:`attnzoo.retrofit`), so the model first computes exactly what the checkpoint computes.
     """
     if weights is not None:
         from .weights import create_pretrained
@@ -53,8 +55,23 @@ def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, wei
             kwargs = {**options, **({"attn_options": attn_options} if attn_options else {})}
             return get_model_factory(name)(attn=attn, fusion=fusion, num_classes=num_classes, **kwargs)
 
+        if options.get("retrofit") or _is_plain(weights, source) and (attn is not None or fusion is not None):
+            from .weights import load_backbone
+
+            model = get_model_factory(name)(attn=attn, fusion=fusion, num_classes=num_classes, **{**options, "retrofit": True})
+            model.weights_report = load_backbone(model, weights, source, head)
+            return model
         return create_pretrained(build, attn, weights, source, head, attn_options=options.pop("attn_options", None))
     return get_model_factory(name)(attn=attn, fusion=fusion, num_classes=num_classes, **options)
+
+
+def _is_plain(weights, source: str) -> bool:
+    """Whether a checkpoint holds no attention or fusion module (a plain backbone)."""
+    from .weights import detect_source, get_source, is_new_module_key, read_state_dict, to_attnzoo
+
+    raw = read_state_dict(weights)
+    src = detect_source(list(raw)) if source == "auto" else get_source(source)
+    return not any(is_new_module_key(k) for k in to_attnzoo(raw, src, nn.Module()))
 
 
 def default_input_size(name: str) -> tuple[int, int]:

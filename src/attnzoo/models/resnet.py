@@ -16,6 +16,7 @@ from torch import nn
 
 from ..layers.registry import get_attn_class, get_conv_class, get_fusion_class
 from .registry import register_model
+from .retrofit import wrap
 
 LayerSpec = Union[None, str, Callable[..., nn.Module]]
 LayerFactory = Optional[Callable[[int], nn.Module]]
@@ -57,6 +58,7 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, out_planes)
         self.bn2 = norm_layer(out_planes)
+        self.bn_out_channels = out_planes
         self.attn = attn_layer(out_planes) if attn_layer is not None else None
         self.fusion = fusion_layer(out_planes) if fusion_layer is not None else None
         self.downsample = downsample
@@ -103,6 +105,7 @@ class Bottleneck(nn.Module):
         self.conv3 = conv1x1(width, out_planes)
         self.bn3 = norm_layer(out_planes)
         self.relu = nn.ReLU(inplace=True)
+        self.bn_out_channels = out_planes
         self.attn = attn_layer(out_planes) if attn_layer is not None else None
         self.fusion = fusion_layer(out_planes) if fusion_layer is not None else None
         self.downsample = downsample
@@ -202,6 +205,9 @@ class ResNet(nn.Module):
             every bottleneck, with ``conv_options``.
         stem: also ``"deep"``: three 3×3 convs (``stem_width``, ``stem_width``, ``2·stem_width``).
         avg_down: shortcut downsampling by average pooling before the 1×1 conv (ResNet-D).
+        retrofit: wrap every attention and fusion module in a residual mix ``x + γ·(m(x) − x)``
+            with γ = 0, so the model computes its plain twin's function at the start (the layout
+            :func:`attnzoo.retrofit` gives a pretrained plain model).
     """
 
     def __init__(
@@ -227,6 +233,7 @@ class ResNet(nn.Module):
         conv_options: Optional[dict[str, Any]] = None,
         stem_width: int = 32,
         avg_down: bool = False,
+        retrofit: bool = False,
     ) -> None:
         super().__init__()
         if len(layers) != len(widths):
@@ -240,6 +247,8 @@ class ResNet(nn.Module):
         self._make_stem(stem, in_chans, widths[0], stem_width)
         attn_layer = _layer_factory(attn, attn_options, "attn")
         fusion_layer = _layer_factory(fusion, fusion_options, "fusion")
+        if retrofit:  # every module behind a learnable residual mix at 0 (see models/retrofit.py)
+            attn_layer, fusion_layer = wrap(attn_layer), wrap(fusion_layer)
         stage_attn = attn_layer is not None and attn_layer.placement == "stage"
         attn_at = _check_stages(attn_stages, len(layers), "attn")
         if stage_attn and attn_stages is None:

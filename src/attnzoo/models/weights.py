@@ -127,6 +127,7 @@ class LoadReport:
     unexpected: list[str]
     mismatched: list[str]
     reinitialised: list[str]
+    new: list[str] = field(default_factory=list)  # retrofitted modules: not in a plain checkpoint
 
     def __str__(self) -> str:
         return "; ".join([f"{self.loaded} tensors loaded (layout: {self.source})", *self.problems()])
@@ -134,7 +135,7 @@ class LoadReport:
     def problems(self) -> list[str]:
         parts = []
         for name, keys in (("missing", self.missing), ("unexpected", self.unexpected), ("wrongly shaped", self.mismatched),
-                           ("re-initialised head", self.reinitialised)):
+                           ("re-initialised head", self.reinitialised), ("new (retrofitted at γ = 0)", self.new)):
             if keys:
                 parts.append(f"{len(keys)} {name}: {', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}")
         return parts
@@ -188,3 +189,22 @@ def create_pretrained(build, attn: Any, weights: str | Path, source: str = "auto
     report = _load(model, raw, src, weights, strict, head)
     model.weights_report = report  # what was loaded and skipped, for the caller to show
     return model
+
+
+NEW_MODULE_PARTS = ("attn", "fusion", "stage_attn")
+
+
+def is_new_module_key(key: str) -> bool:
+    """A key of a module that retrofit adds (absent from a plain checkpoint)."""
+    return any(part in NEW_MODULE_PARTS for part in key.split("."))
+
+
+def load_backbone(model: nn.Module, path: str | Path, source: str = "auto", head: str = "reinit") -> LoadReport:
+    """Load a plain network's weights into a (retrofitted) model: every key but the new attention
+    and fusion modules' must be there and fit; the head may be re-initialised."""
+    report = load_weights(model, path, source, strict=False, head=head)
+    report.new = [k for k in report.missing if is_new_module_key(k)]
+    report.missing = [k for k in report.missing if not is_new_module_key(k)]
+    if report.missing or report.unexpected or report.mismatched:
+        raise ValueError(f"{path} is not a plain backbone for this model: {'; '.join(report.problems())}")
+    return report

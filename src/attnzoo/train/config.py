@@ -50,6 +50,11 @@ class TrainConfig:
     schedule: str = "cosine"  # or "onecycle"
     warmup_epochs: float = 0.5
     label_smoothing: float = 0.0
+    # fine-tuning a pretrained network (attention and fusion retrofitted at γ = 0)
+    init_from: Optional[str] = None  # a plain checkpoint: .safetensors / .pth / an attnzoo run's weights
+    init_source: str = "auto"  # its key layout: auto, attnzoo, torchvision, timm, cbam-authors
+    backbone_lr_scale: float = 0.1  # lr of the pretrained parameters relative to the new modules' and head's
+    freeze_stages: int = 0  # stem and the first N stages frozen
     # execution
     amp: bool = False
     amp_dtype: Optional[str] = None  # default: bf16 on CPU, fp16 on CUDA
@@ -67,8 +72,11 @@ class TrainConfig:
     progress: bool = True
 
     def spec(self) -> ModelSpec:
-        """The model this run trains."""
-        return ModelSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelSpec)})
+        """The model this run trains (fine-tuning: with its attention retrofitted, see attnzoo.retrofit)."""
+        spec = ModelSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelSpec)})
+        if self.init_from and (self.attn or self.fusion) and "retrofit" not in spec.model_options:
+            spec = dataclasses.replace(spec, model_options={**spec.model_options, "retrofit": True})
+        return spec
 
     @property
     def peak_lr(self) -> float:
@@ -110,5 +118,9 @@ class TrainConfig:
             raise ValueError(f"epochs and batch_size must be positive, got {self.epochs} and {self.batch_size}")
         if self.amp_dtype not in (None, "bf16", "fp16"):
             raise ValueError(f"amp_dtype must be 'bf16' or 'fp16', got {self.amp_dtype!r}")
+        if not 0.0 <= self.backbone_lr_scale:
+            raise ValueError(f"backbone_lr_scale must be ≥ 0, got {self.backbone_lr_scale}")
+        if self.freeze_stages < 0:
+            raise ValueError(f"freeze_stages must be ≥ 0, got {self.freeze_stages}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")

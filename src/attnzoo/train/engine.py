@@ -48,11 +48,22 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     return cfg.spec().build(num_classes)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on conv/linear weights only: not on BN parameters, biases or scalar gains."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def param_groups(model: nn.Module, weight_decay: float, backbone_lr_scale: Optional[float] = None) -> list[dict[str, Any]]:
+    """Weight decay on conv/linear weights only: not on BN parameters, biases or scalar gains.
+
+    With ``backbone_lr_scale`` (fine-tuning), pretrained parameters get that fraction of the
+    learning rate (``lr_scale``), the new attention/fusion modules and the head the whole of it.
+    """
+    from ..models.weights import head_keys, is_new_module_key
+
+    fresh = head_keys(model)
+    groups: dict[tuple[bool, float], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        scale = 1.0 if backbone_lr_scale is None or is_new_module_key(name) or name in fresh else backbone_lr_scale
+        groups.setdefault((p.ndim > 1, scale), []).append(p)
+    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale} for (decay, scale), ps in sorted(groups.items())]
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
@@ -337,7 +348,10 @@ def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Run:
         core = nn.SyncBatchNorm.convert_sync_batchnorm(core)
     if cfg.channels_last:
         core = core.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(param_groups(core, cfg.weight_decay), lr=cfg.peak_lr, momentum=cfg.momentum)
+    if cfg.init_from:
+        _init_from(core, cfg, info)
+    optimizer = torch.optim.SGD(param_groups(core, cfg.weight_decay, cfg.backbone_lr_scale if cfg.init_from else None), lr=cfg.peak_lr,
+                                momentum=cfg.momentum)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda" and cfg.amp_dtype != "bf16")
     sampler = DistributedSampler(range(len(train_ds)), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed, drop_last=True)
     model: nn.Module = core
@@ -354,6 +368,21 @@ def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Run:
         "std": json.dumps(std),
     }
     return Run(cfg, device, info, Path(cfg.out), train_ds, train_batches, test_batches, core, model, optimizer, scaler, sampler, meta)
+
+
+def _init_from(core: nn.Module, cfg: TrainConfig, info: DistInfo) -> None:
+    """Fine-tuning: the pretrained plain weights into the (retrofitted) model, a head of another
+    size re-initialised, the stem and the first ``freeze_stages`` stages frozen."""
+    from ..models.weights import load_backbone
+
+    report = load_backbone(core, cfg.init_from, cfg.init_source, head="reinit")
+    if info.is_main:
+        print(f"initialised from {cfg.init_from}: {report}", file=sys.stderr)
+    if cfg.freeze_stages:
+        frozen = ["conv1", "bn1", *(f"layer{i}" for i in range(1, cfg.freeze_stages + 1))]
+        for name, p in core.named_parameters():
+            if name.split(".")[0] in frozen and not any(part in ("attn", "fusion") for part in name.split(".")):
+                p.requires_grad_(False)
 
 
 def _restore(run: Run) -> TrainState:
@@ -397,7 +426,7 @@ def _train_epoch(run: Run, state: TrainState, stop: "StopRequest") -> dict[str, 
         data_time += time.perf_counter() - t0
         lr = cfg.peak_lr * lr_factor(epoch * steps + state.step, total_steps, warmup_steps, cfg.schedule)
         for group in run.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         with run.amp():
             out = run.model(x)
             loss = _loss(out, y, cfg.label_smoothing)
@@ -468,6 +497,10 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
             return json.loads((out / "summary.json").read_text())
     run = _set_up(cfg, device, info)
     state = _restore(run) if cfg.resume else TrainState()
+    if cfg.init_from and not state.history:  # epoch 0: the pretrained model as loaded, before any step
+        result = evaluate(run.core, run.test_batches, run.num_classes, cfg.eval_batch_size, info, run.amp)
+        state.history.append({"epoch": 0, "test_top1": result["top1"], "test_top5": result["top5"], "test_loss": result["loss"],
+                              "gates": result["gates"]})
     if info.is_main:
         atomic_write_json(out / "config.json", dataclasses.replace(cfg, resume=False, overwrite=False).to_dict())
     last = None
@@ -517,15 +550,20 @@ def _summary(cfg: TrainConfig, core: nn.Module, train_ds, history: list[dict], b
         "params": count_params(core),
         "macs": count_macs(build_model(cfg, num_classes), (1, *train_ds.images.shape[1:])),
         "peak_lr": cfg.peak_lr,
-        "images_per_s": float(np.mean([h["images_per_s"] for h in history])) if history else None,
+        "images_per_s": _mean_of(history, "images_per_s"),
         "wall_time_s": time.perf_counter() - start_time,
-        "data_share": float(np.mean([h["data_share"] for h in history])) if history else None,
+        "data_share": _mean_of(history, "data_share"),
         "device": str(device),
         "world_size": info.world_size,
         "threads": torch.get_num_threads(),
         "config": cfg.to_dict(),
         "versions": versions(),
     }
+
+
+def _mean_of(history: list[dict[str, Any]], key: str) -> Optional[float]:
+    values = [h[key] for h in history if key in h]  # (a fine-tuning run's epoch 0 has no training figures)
+    return float(np.mean(values)) if values else None
 
 
 def variant_name(cfg: TrainConfig) -> str:

@@ -1,0 +1,84 @@
+"""Attention added to a pretrained network without changing a single prediction.
+
+A sigmoid gate cannot be exactly 1, and a fresh module is not the identity, so every inserted
+module ``m`` is wrapped in a learnable residual mix that starts at zero:
+
+    attention:  y = x + γ · (m(x) − x)                 γ = 0: y = x exactly
+    fusion:     z = (x + r) + γ · (f(x, r) − (x + r))  γ = 0: the plain residual sum
+
+Exact in floating point (``x + 0 · d == x`` for finite ``d``), and it trains: ``∂L/∂γ =
+⟨∂L/∂y, m(x) − x⟩`` is non-zero from the first step, and once γ moves the module's own parameters
+receive gradients scaled by γ.
+
+Modules that are already the identity at initialisation (``identity_at_init``: SAGAN
+self-attention with γ = 0, the non-local block with its output BN at 0, global context with its
+last layer at 0) are inserted as they are: behind a mix at 0 their own zero would never receive a
+gradient (``m(x) − x = 0``), and neither would γ.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+import torch
+from torch import nn
+
+
+class ResidualMix(nn.Module):
+    """``x + γ·(m(x) − x)`` (attention) or ``(x + r) + γ·(m(x, r) − (x + r))`` (fusion), γ from 0."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if residual is None:
+            return x + self.gamma * (self.module(x) - x)
+        plain = x + residual
+        return plain + self.gamma * (self.module(x, residual) - plain)
+
+
+def wrap(factory):
+    """A layer factory whose modules come wrapped in :class:`ResidualMix` (keeps ``placement``)."""
+    if factory is None:
+        return None
+    def wrapped(channels: int) -> nn.Module:
+        module = factory(channels)
+        return module if getattr(module, "identity_at_init", False) else ResidualMix(module)
+
+    wrapped.placement = getattr(factory, "placement", "block")
+    return wrapped
+
+
+def retrofit(model: nn.Module, attn: Any = None, attn_options: Optional[dict] = None, attn_stages: Optional[Iterable[int]] = None,
+             fusion: Any = None, fusion_options: Optional[dict] = None, fusion_stages: Optional[Iterable[int]] = None) -> nn.Module:
+    """Insert attention and/or fusion into the blocks of a (pretrained, plain) attnzoo ResNet, in
+    place, each wrapped in a :class:`ResidualMix` at γ = 0: the model's outputs do not change.
+
+    The layout is what ``create_model(..., retrofit=True)`` builds, so a fine-tuned model's
+    checkpoint rebuilds from its config.
+    """
+    from .resnet import ResNet, _check_stages, _layer_factory
+
+    if not isinstance(model, ResNet):
+        raise ValueError(f"retrofit works on attnzoo ResNets, got {type(model).__name__}")
+    for kind, spec, options, stages in (("attn", attn, attn_options, attn_stages), ("fusion", fusion, fusion_options, fusion_stages)):
+        factory = wrap(_layer_factory(spec, options, kind))
+        if factory is None:
+            continue
+        chosen = _check_stages(stages, model.num_stages, kind)
+        if kind == "attn" and factory.placement == "stage":
+            chosen = chosen if stages is not None else set(range(1, model.num_stages))
+            for i in sorted(chosen):
+                model.stage_attn[f"layer{i}"] = factory(model.stages()[i - 1][-1].bn_out_channels)
+            continue
+        for i, stage in enumerate(model.stages(), start=1):
+            if i not in chosen:
+                continue
+            for block in stage:
+                if getattr(block, kind) is not None:
+                    raise ValueError(f"layer{i} already has {kind} ({type(getattr(block, kind)).__name__}); retrofit adds to plain blocks")
+                setattr(block, kind, factory(block.bn_out_channels))
+    device = next(model.parameters()).device
+    return model.to(device)
