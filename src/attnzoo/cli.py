@@ -117,14 +117,7 @@ def _add_train_arguments(p: argparse.ArgumentParser, for_compare: bool = False) 
     g.add_argument("--schedule", choices=["cosine", "onecycle"], default=d.schedule)
     g.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     g.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    g = p.add_argument_group("fine-tuning a pretrained network")
-    g.add_argument("--init-from", default=None, metavar="CHECKPOINT",
-                   help="start from a plain network's weights (.safetensors/.pth); --attn/--fusion are retrofitted behind residual "
-                   "mixes at zero, so the first evaluation (epoch 0) equals the plain network's")
-    g.add_argument("--init-source", default=d.init_source, help="key layout of --init-from: auto, attnzoo, torchvision, timm, cbam-authors")
-    g.add_argument("--backbone-lr-scale", type=float, default=d.backbone_lr_scale,
-                   help=f"learning rate of the pretrained parameters relative to the new modules and head (default {d.backbone_lr_scale})")
-    g.add_argument("--freeze-stages", type=int, default=d.freeze_stages, help="freeze the stem and the first N stages (default 0)")
+    _add_finetune_arguments(p, d)
     g = p.add_argument_group("execution")
     g.add_argument("--amp", action="store_true", help="autocast: bf16 on CPU, fp16 on CUDA (see --amp-dtype)")
     g.add_argument("--amp-dtype", choices=["bf16", "fp16"], default=None)
@@ -143,6 +136,17 @@ def _add_train_arguments(p: argparse.ArgumentParser, for_compare: bool = False) 
                        help="continue the run in --out from its newest verified checkpoint, with the run's own config "
                        "(only --epochs may grow; execution flags such as --threads may change)")
         g.add_argument("--overwrite", action="store_true", help="replace a run already in --out (default: refuse)")
+
+
+def _add_finetune_arguments(p: argparse.ArgumentParser, d) -> None:
+    g = p.add_argument_group("fine-tuning a pretrained network")
+    g.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="start from a plain network's weights (.safetensors/.pth); --attn/--fusion are retrofitted behind residual "
+                   "mixes at zero, so the first evaluation (epoch 0) equals the plain network's")
+    g.add_argument("--init-source", default=d.init_source, help="key layout of --init-from: auto, attnzoo, torchvision, timm, cbam-authors")
+    g.add_argument("--backbone-lr-scale", type=float, default=d.backbone_lr_scale,
+                   help=f"learning rate of the pretrained parameters relative to the new modules and head (default {d.backbone_lr_scale})")
+    g.add_argument("--freeze-stages", type=int, default=d.freeze_stages, help="freeze the stem and the first N stages (default 0)")
 
 
 def _config_from_args(args: argparse.Namespace, explicit_only: bool = False):
