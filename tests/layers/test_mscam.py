@@ -26,8 +26,8 @@ def test_parameter_counts_match_open_aff_at_64_channels():
 def test_mscam_equation_global_plus_local():
     m = randomize_(MSCAM(16)).eval()
     x = torch.randn(2, 16, 5, 3)
-    local = m.branches["local"](x)
-    glob = m.branches["global"](x.mean((2, 3), keepdim=True))
+    local = m.branches["pixel"](x)
+    glob = m.branches["pooled"](x.mean((2, 3), keepdim=True))
     torch.testing.assert_close(m(x), x * torch.sigmoid(local + glob))
 
 
@@ -82,7 +82,7 @@ def test_iaff_matches_equation_with_its_own_second_branches():
     w2 = m.attn2.weights(xi)
     torch.testing.assert_close(m(x, y), w2 * x + (1 - w2) * y)
     # The widely copied port reuses the first global branch in the second pass; ours must not.
-    buggy_logits = m.attn2.branches["local"](xi) + m.attn1.branches["global"](xi)
+    buggy_logits = m.attn2.branches["pixel"](xi) + m.attn1.branches["pooled"](xi)
     buggy = torch.sigmoid(buggy_logits) * x + (1 - torch.sigmoid(buggy_logits)) * y
     assert not torch.allclose(m(x, y), buggy)
 
@@ -90,5 +90,18 @@ def test_iaff_matches_equation_with_its_own_second_branches():
 def test_iaff_second_global_branch_is_used():
     m = randomize_(IAFF(16))
     m(torch.randn(2, 16, 4, 4), torch.randn(2, 16, 4, 4)).sum().backward()
-    for p in m.attn2.branches["global"].parameters():
+    for p in m.attn2.branches["pooled"].parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_checkpoints_with_the_old_branch_names_load():
+    m = randomize_(MSCAM(16, branches="global_global"))
+    old = {k.replace("pooled1", "global1").replace("pooled2", "global2"): v for k, v in m.state_dict().items()}
+    assert "branches.global1.pw1.weight" in old
+    fresh = MSCAM(16, branches="global_global")
+    fresh.load_state_dict(old)
+    x = torch.randn(2, 16, 5, 5)
+    torch.testing.assert_close(fresh(x), m(x))
+    aff = AFF(16)
+    old = {k.replace(".pooled.", ".global.").replace(".pixel.", ".local."): v for k, v in randomize_(AFF(16)).state_dict().items()}
+    aff.load_state_dict(old)  # nested inside AFF too

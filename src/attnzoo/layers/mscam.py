@@ -8,11 +8,15 @@ from torch import nn
 from ._base import AttentionModule, hidden_width
 from .registry import register_attn
 
+# Branch names are module names: "pooled" (global context) and "pixel" (local context). They were
+# "global" and "local" before, and "global" is a Python keyword, which breaks torch.export's
+# generated code; old checkpoints are renamed as they load (MSCAM._load_from_state_dict).
 _BRANCH_PAIRS = {
-    "global_local": ("global", "local"),
-    "global_global": ("global1", "global2"),
-    "local_local": ("local1", "local2"),
+    "global_local": ("pooled", "pixel"),
+    "global_global": ("pooled1", "pooled2"),
+    "local_local": ("pixel1", "pixel2"),
 }
+_OLD_NAMES = {"global": "pooled", "local": "pixel", "global1": "pooled1", "global2": "pooled2", "local1": "pixel1", "local2": "pixel2"}
 
 
 class ContextBranch(nn.Module):
@@ -66,7 +70,7 @@ class MSCAM(AttentionModule):
         hidden = hidden_width(channels, reduction, min_hidden)
         self.branches_kind = branches
         self.branches = nn.ModuleDict(
-            {name: ContextBranch(channels, hidden, global_pool=name.startswith("global")) for name in _BRANCH_PAIRS[branches]}
+            {name: ContextBranch(channels, hidden, global_pool=name.startswith("pooled")) for name in _BRANCH_PAIRS[branches]}
         )
         self.gate = nn.Sigmoid()
 
@@ -84,3 +88,10 @@ class MSCAM(AttentionModule):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, branches={self.branches_kind!r}"
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for key in [k for k in state_dict if k.startswith(prefix + "branches.")]:
+            old = key[len(prefix + "branches."):].split(".", 1)
+            if old[0] in _OLD_NAMES:
+                state_dict[f"{prefix}branches.{_OLD_NAMES[old[0]]}.{old[1]}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -165,11 +165,11 @@ def capture_attention(model: nn.Module, layers: Optional[Sequence[str]] = None, 
                 record(name, mod, kind).input_size = tuple(args[0].shape[-2:])
 
             handles.append(module.register_forward_pre_hook(on_input))
-        if isinstance(module, MSCAM) and "global" in module.branches:
+        if isinstance(module, MSCAM) and "pooled" in module.branches:
             def on_global(_b, _args, out, name=name, module=module, kind=kind):
                 record(name, module, kind).extra["channel"] = keep(torch.sigmoid(out.flatten(1)))
 
-            handles.append(module.branches["global"].register_forward_hook(on_global))
+            handles.append(module.branches["pooled"].register_forward_hook(on_global))
     try:
         yield records
     finally:
