@@ -139,9 +139,12 @@ def test_gather_excite_global_is_se_without_mlp():
 
 def test_gather_excite_extent_pools_local_windows():
     m = GatherExcite(4, extent=2)
-    x = torch.randn(1, 4, 6, 6)
-    g = F.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
-    torch.testing.assert_close(m(x), x * torch.sigmoid(F.interpolate(g, size=(6, 6), mode="nearest")))
+    x = torch.randn(1, 4, 8, 8)
+    # 3×3 windows at stride 2 centred on rows/columns 0, 2, 4, 6: four per side, all inside the map
+    g = torch.stack([torch.stack([x[:, :, max(0, i - 1):i + 2, max(0, j - 1):j + 2].mean((2, 3)) for j in (0, 2, 4, 6)], -1)
+                     for i in (0, 2, 4, 6)], -2)
+    assert g.shape == (1, 4, 4, 4)
+    torch.testing.assert_close(m(x), x * torch.sigmoid(F.interpolate(g, size=(8, 8), mode="nearest")))
 
 
 def test_gather_excite_bad_options():
@@ -200,3 +203,30 @@ def test_conv_option_through_create_model():
         attnzoo.create_model("resnet50", conv="skk")
     with pytest.raises(ValueError, match="BasicBlock supports only"):
         attnzoo.create_model("resnet18", conv="sk")
+
+
+def test_bam_official_code_form():
+    # The authors' code: no BatchNorm at the end of either branch, gate 1 + σ(Mc · Ms).
+    from attnzoo.layers import BAM
+
+    paper, official = BAM(32), BAM(32, combine="product", final_norm=False)
+    norms = lambda m: sum(isinstance(x, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)) for x in m.modules())  # noqa: E731
+    assert norms(paper) - norms(official) == 2
+    assert attnzoo.count_params(paper) - attnzoo.count_params(official) == 2 * 32 + 2
+
+
+def test_source_matching_options():
+    from attnzoo.layers import CoordAttention, GlobalContext, NonLocal2d
+
+    x = torch.randn(2, 16, 5, 4)
+    gc = GlobalContext(16, fuse="scale", reduction=8, min_hidden=1, ln_eps=1e-6)
+    assert gc.norm.eps == 1e-6 and gc.fc1.out_channels == 2 and not gc.identity_at_init
+    w = torch.softmax(gc.attn_logits(x).flatten(1), 1)
+    context = (x.flatten(2) * w[:, None]).sum(-1)[:, :, None, None]
+    torch.testing.assert_close(gc(x), x * torch.sigmoid(gc.fc2(gc.act(gc.norm(gc.fc1(context))))))
+    nl = randomize_(NonLocal2d(16, reduction=8, subsample=False, scale_logits=True))
+    theta, phi, g = (m(x).flatten(2) for m in (nl.theta, nl.phi, nl.g))
+    attn = torch.softmax(theta.transpose(1, 2) @ phi / 16**0.5, -1)  # timm: logits · C^-½
+    y = (g @ attn.transpose(1, 2)).view(2, -1, 5, 4)
+    torch.testing.assert_close(nl(x), x + nl.out_norm(nl.out_conv(y)))
+    assert all(c.bias is None for c in (CoordAttention(16, bias=False).conv1, CoordAttention(16, bias=False).conv_h))

@@ -25,6 +25,8 @@ class BAM(AttentionModule):
         channels: ``C``. reduction: ``r`` (default 16). min_hidden (default 8). dilation ``d`` (4).
         combine: ``"sum"`` (default, the paper's Eq. 2, ``σ(Mc + Ms)``) or ``"product"`` (the
             official code's ``σ(Mc · Ms)``).
+        final_norm: end each branch in a BatchNorm (default True, the paper's Eqs. 3–4). The
+            official code has none: ``combine="product", final_norm=False`` is that code.
 
     Reference: Park, Woo, Lee, Kweon. "BAM: Bottleneck Attention Module", BMVC 2018,
     arXiv:1807.06514 (Eqs. 1–4).
@@ -32,19 +34,21 @@ class BAM(AttentionModule):
 
     placement = "stage"
 
-    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, dilation: int = 4, combine: str = "sum") -> None:
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, dilation: int = 4, combine: str = "sum",
+                 final_norm: bool = True) -> None:
         super().__init__(channels)
         if combine not in ("sum", "product"):
             raise ValueError(f"BAM: combine must be 'sum' or 'product', got {combine!r}")
         hidden = hidden_width(channels, reduction, min_hidden)
         self.combine = combine
         self.channel = nn.Sequential(
-            nn.Linear(channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels), nn.BatchNorm1d(channels)
+            nn.Linear(channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels),
+            nn.BatchNorm1d(channels) if final_norm else nn.Identity()
         )
         layers: list[nn.Module] = [nn.Conv2d(channels, hidden, 1), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True)]
         for _ in range(2):
             layers += [nn.Conv2d(hidden, hidden, 3, padding=dilation, dilation=dilation), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True)]
-        layers += [nn.Conv2d(hidden, 1, 1), nn.BatchNorm2d(1)]
+        layers += [nn.Conv2d(hidden, 1, 1), nn.BatchNorm2d(1) if final_norm else nn.Identity()]
         self.spatial = nn.Sequential(*layers)
         self.gate = nn.Sigmoid()
 

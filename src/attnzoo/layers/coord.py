@@ -18,20 +18,21 @@ class CoordAttention(AttentionModule):
     ``g^h = σ(W_h f^h)``, ``g^w = σ(W_w f^w)`` (``C`` channels each): ``y = x ⊙ g^h ⊙ g^w``.
     ``m = max(min_hidden, C // reduction)``.
 
-    Args: channels ``C``; reduction (default 32, the paper's); min_hidden (default 8).
+    Args: channels ``C``; reduction (default 32, the paper's); min_hidden (default 8); bias: in
+    the three 1×1 convs (default True, the authors' code; timm's ``CoordAttn`` has none).
 
     Reference: Hou, Zhou, Feng. "Coordinate Attention for Efficient Mobile Network Design",
     CVPR 2021, arXiv:2103.02907 (Fig. 2(c)).
     """
 
-    def __init__(self, channels: int, reduction: float = 32, min_hidden: int = 8) -> None:
+    def __init__(self, channels: int, reduction: float = 32, min_hidden: int = 8, bias: bool = True) -> None:
         super().__init__(channels)
         hidden = hidden_width(channels, reduction, min_hidden)
-        self.conv1 = nn.Conv2d(channels, hidden, 1)
+        self.conv1 = nn.Conv2d(channels, hidden, 1, bias=bias)
         self.bn1 = nn.BatchNorm2d(hidden)
         self.act = nn.Hardswish()
-        self.conv_h = nn.Conv2d(hidden, channels, 1)
-        self.conv_w = nn.Conv2d(hidden, channels, 1)
+        self.conv_h = nn.Conv2d(hidden, channels, 1, bias=bias)
+        self.conv_w = nn.Conv2d(hidden, channels, 1, bias=bias)
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,10 @@ class GlobalContext(AttentionModule):
     over the ``h`` channels), ``y = x + t`` broadcast over H×W. ``W_2`` starts at zero, so the
     block starts as the identity. ``h = max(min_hidden, C // reduction)``.
 
-    Args: channels ``C``; reduction (default 16, the paper's r); min_hidden (default 8).
+    Args: channels ``C``; reduction (default 16, the paper's r); min_hidden (default 8);
+    fuse: ``"add"`` (default, the paper's best: ``y = x + t``) or ``"scale"`` (``y = x ⊙ σ(t)``,
+    the paper's other fusion and timm's default — with ``reduction=8, ln_eps=1e-6`` it is timm's
+    ``GlobalContext``); ln_eps: the LayerNorm's ε (default 1e-5).
 
     Reference: Cao, Xu, Lin, Wei, Hu. "GCNet: Non-local Networks Meet Squeeze-Excitation Networks
     and Beyond", ICCV Workshops 2019, arXiv:1904.11492 (Fig. 4(d)).
@@ -26,17 +29,22 @@ class GlobalContext(AttentionModule):
 
     identity_at_init = True  # its residual branch starts at exactly zero (retrofit inserts it as is)
 
-    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8) -> None:
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, fuse: str = "add", ln_eps: float = 1e-5) -> None:
         super().__init__(channels)
+        if fuse not in ("add", "scale"):
+            raise ValueError(f"GlobalContext: fuse must be 'add' or 'scale', got {fuse!r}")
+        self.fuse = fuse
+        self.identity_at_init = fuse == "add"
         hidden = hidden_width(channels, reduction, min_hidden)
         self.attn_logits = nn.Conv2d(channels, 1, 1)
         self.gate = nn.Softmax(dim=-1)
         self.fc1 = nn.Conv2d(channels, hidden, 1)
-        self.norm = nn.LayerNorm([hidden, 1, 1])
+        self.norm = nn.LayerNorm([hidden, 1, 1], eps=ln_eps)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, channels, 1)
-        nn.init.zeros_(self.fc2.weight)
-        nn.init.zeros_(self.fc2.bias)
+        if fuse == "add":  # the block starts as the identity
+            nn.init.zeros_(self.fc2.weight)
+            nn.init.zeros_(self.fc2.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -45,4 +53,5 @@ class GlobalContext(AttentionModule):
             logits = self.attn_logits(x).flatten(1)  # (N, HW)
             weights = self.gate(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits)
         context = torch.bmm(x.flatten(2), weights.to(x.dtype)[:, :, None]).view(n, c, 1, 1)
-        return x + self.fc2(self.act(self.norm(self.fc1(context))))
+        t = self.fc2(self.act(self.norm(self.fc1(context))))
+        return x + t if self.fuse == "add" else x * torch.sigmoid(t)

@@ -78,8 +78,10 @@ class GatherExcite(AttentionModule):
         elif self.extent == 0:
             g = x.mean((2, 3), keepdim=True)
         else:
+            # Windows centred inside the map only (as the paper and timm): ceil_mode would add one
+            # centred outside it whenever H − 1 is not a multiple of the extent (5 on an 8×8 map at e = 2).
             k = 2 * self.extent - 1
-            g = F.avg_pool2d(x, k, stride=self.extent, padding=k // 2, ceil_mode=True, count_include_pad=False)
+            g = F.avg_pool2d(x, k, stride=self.extent, padding=k // 2, count_include_pad=False)
         if self.mlp is not None:
             g = self.mlp(g)
         if g.shape[-2:] != (1, 1):

@@ -26,6 +26,8 @@ class NonLocal2d(AttentionModule):
         subsample: 2×2 max-pool ``φ`` and ``g`` (default True, as in the paper), which
             divides the attention matrix by about 4.
         max_attn_elements: cap on query × key positions per image (default 2**24).
+        scale_logits: multiply the logits by ``C^-½`` (default False, the paper; timm's
+            ``NonLocalAttn`` does, with ``reduction=8`` and ``subsample=False``).
 
     Reference: Wang, Girshick, Gupta, He. "Non-local Neural Networks", CVPR 2018,
     arXiv:1711.07971 (Fig. 2, Sec. 4.1).
@@ -40,11 +42,13 @@ class NonLocal2d(AttentionModule):
         min_hidden: int = 1,
         subsample: bool = True,
         max_attn_elements: int = DEFAULT_MAX_ATTN_ELEMENTS,
+        scale_logits: bool = False,
     ) -> None:
         super().__init__(channels)
         hidden = hidden_width(channels, reduction, min_hidden)
         self.subsample = subsample
         self.max_attn_elements = max_attn_elements
+        self.logit_scale = channels**-0.5 if scale_logits else 1.0
         self.theta = nn.Conv2d(channels, hidden, 1)
         self.phi = nn.Conv2d(channels, hidden, 1)
         self.g = nn.Conv2d(channels, hidden, 1)
@@ -64,5 +68,5 @@ class NonLocal2d(AttentionModule):
             g = F.max_pool2d(g, 2, 2, ceil_mode=True)
         _check_attention_size(self, h * w, phi.shape[2] * phi.shape[3], self.max_attn_elements)
         theta = self.theta(x).flatten(2)  # (N, d, HW)
-        y = _attend(self.gate, theta, phi.flatten(2), g.flatten(2)).view(n, -1, h, w)
+        y = _attend(self.gate, theta, phi.flatten(2), g.flatten(2), self.logit_scale).view(n, -1, h, w)
         return x + self.out_norm(self.out_conv(y))

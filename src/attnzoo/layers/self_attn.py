@@ -14,8 +14,8 @@ from .registry import register_attn
 DEFAULT_MAX_ATTN_ELEMENTS = 1 << 24
 
 
-def _attend(gate: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """``value · softmax(queryᵀ key)ᵀ``, in fp32 even under autocast.
+def _attend(gate: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``value · softmax(scale · queryᵀ key)ᵀ``, in fp32 even under autocast.
 
     query: (N, d, Lq), key: (N, d, Lk), value: (N, c, Lk) -> (N, c, Lq). When a hook watches
     ``gate`` the softmax runs through it on the explicit (N, Lq, Lk) matrix, so the hook sees the
@@ -27,10 +27,10 @@ def _attend(gate: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torc
     with torch.autocast(device_type=query.device.type, enabled=False):
         q, k, v = (t.to(dtype).transpose(1, 2) for t in (query, key, value))  # (N, L, ·)
         if hooked(gate):
-            attn = gate(torch.bmm(q, k.transpose(1, 2)))  # (N, Lq, Lk)
+            attn = gate(torch.bmm(q, k.transpose(1, 2)) * scale)  # (N, Lq, Lk)
             out = torch.bmm(attn, v)
         else:
-            out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=1.0)[:, 0]
+            out = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=scale)[:, 0]
     return out.transpose(1, 2).to(out_dtype)
 
 

@@ -47,7 +47,10 @@ SOURCES: dict[str, Source] = {
             (r"\.se\.", ".attn."),  # SE (fc1, fc2) and ECA (conv) keep their names
         ),
         module_options={"se": {"round_to": 8}, "eca": {"min_kernel_size": 3},
-                        "cbam": {"bias": False, "min_hidden": 1, "variant": "timm"}},
+                        "cbam": {"bias": False, "min_hidden": 1, "variant": "timm"},
+                        "gc": {"fuse": "scale", "reduction": 8, "min_hidden": 1, "ln_eps": 1e-6},
+                        "nonlocal": {"scale_logits": True, "reduction": 8, "subsample": False},
+                        "coord": {"bias": False}},
         marker=r"\.se\.",
     ),
     "cbam-authors": Source(
@@ -113,8 +116,8 @@ def to_attnzoo(state: dict[str, torch.Tensor], source: Source, model: nn.Module)
         for pattern, replacement in source.renames:
             key = re.sub(pattern, replacement, key)
         want = targets.get(key)
-        if want is not None and want.dim() == 4 and value.dim() == 2 and want.numel() == value.numel():
-            value = value.reshape(want.shape)  # nn.Linear (out, in) -> 1×1 conv (out, in, 1, 1)
+        if want is not None and want.shape != value.shape and want.numel() == value.numel() and want.dim() != value.dim():
+            value = value.reshape(want.shape)  # nn.Linear (out, in) -> 1×1 conv (out, in, 1, 1); LayerNorm2d (C,) -> (C, 1, 1)
         renamed[key] = value
     return renamed
 
