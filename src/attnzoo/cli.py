@@ -271,12 +271,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ensure_writable(args.out)
     common = dict(dtype=args.dtype, threads=args.threads, rounds=args.rounds, warmup=args.warmup, backward=args.backward,
                   compile=args.compile, channels_last=args.channels_last, device=args.device, fused=args.fused)
+    if args.backend != "eager":
+        if args.target != "models":
+            raise ValueError("--backend onnxruntime applies to `bench models`")
+        common["backend"] = args.backend
     if args.target == "modules":
         result = bench.bench_modules(args.names, channels=args.channels, size=args.size, batch=args.batch, **common)
     else:
         result = bench.bench_models(args.model, args.names or bench.DEFAULT_MODEL_VARIANTS, batch=args.batch, size=args.size, **common)
     bench.print_table(result)
-    stem = args.stem or f"{args.target}-{args.device.replace(':', '')}-{args.dtype}{'-compiled' if args.compile else ''}{'-fused' if args.fused else ''}"
+    stem = args.stem or (f"{args.target}-{args.device.replace(':', '')}-{args.dtype}{'-compiled' if args.compile else ''}{'-fused' if args.fused else ''}"
+                         f"{'-onnxruntime' if args.backend != 'eager' else ''}")
     for path in bench.write(result, Path(args.out), stem):
         print(f"wrote {path}")
     return 0
@@ -427,6 +432,8 @@ def _add_bench_command(sub) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile every candidate (default backend, inductor)")
     p.add_argument("--fused", action="store_true", help="convert every candidate with attnzoo.fused.convert (C++ CPU kernels for inference)")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--backend", choices=["eager", "onnxruntime"], default="eager",
+                   help="models: also time each variant exported to ONNX in onnxruntime, in the same interleaved rounds")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="runs/bench", help="folder for JSON, markdown and PNG (default runs/bench)")
     p.add_argument("--stem", default=None, help="file name stem (default TARGET-DEVICE-DTYPE)")

@@ -1,3 +1,4 @@
+import pytest
 """The bench command runs and reports; it makes no claim about speed here (no timing assertions)."""
 
 import json
@@ -79,3 +80,13 @@ def test_bench_models_ratios_to_plain(tmp_path):
     assert rows["plain"]["forward_ratio"] == 1.0 and rows["se"]["params"] > rows["plain"]["params"]
     assert result["setup"]["reference"] == "plain" and result["setup"]["control_ratio"] > 0
     assert "Control: the plain cifar_resnet8 paired with itself" in (out / "models-cpu-fp32.md").read_text()
+
+
+def test_bench_models_with_onnxruntime_rows(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from attnzoo.bench.run import bench_models
+
+    result = bench_models("cifar_resnet8", ["plain", "se"], batch=2, size=16, rounds=2, warmup=1, backend="onnxruntime")
+    names = [r["name"] for r in result["rows"]]
+    assert names == ["plain", "plain [onnxruntime]", "se", "se [onnxruntime]"]
+    assert all(r["forward_ratio"] > 0 for r in result["rows"])

@@ -224,8 +224,13 @@ def bench_models(
     fused: bool = False,
     channels_last: bool = False,
     device: str = "cpu",
+    backend: str = "eager",
 ) -> dict[str, Any]:
-    """Benchmark ``model`` with each attention/fusion variant against the plain model."""
+    """Benchmark ``model`` with each attention/fusion variant against the plain model.
+
+    ``backend="onnxruntime"`` also exports every variant to ONNX and times it in onnxruntime (rows
+    ``NAME [onnxruntime]``), in the same interleaved rounds, against the same eager reference.
+    """
     from ..models.spec import parse_variant
 
     dev, fmt = _prepare(threads, device, channels_last)
@@ -237,8 +242,13 @@ def bench_models(
         models[label] = _maybe_fused(v.build(1000).to(dev).to(memory_format=fmt).eval(), fused)
     run = {n: (torch.compile(m) if compile else m) for n, m in models.items()}
     ref = "plain" if "plain" in models else next(iter(models))
+    candidates = {n: _forward(run[n], (x,), dev, dtype) for n in run}
+    if backend == "onnxruntime":
+        candidates.update(_onnxruntime_runs(models, x))
+    elif backend != "eager":
+        raise ValueError(f"backend must be 'eager' or 'onnxruntime', got {backend!r}")
     # As for modules: the plain model runs next to every variant, each round (see time_paired).
-    fwd = _time_against(ref, {n: _forward(run[n], (x,), dev, dtype) for n in run}, rounds, warmup)
+    fwd = _time_against(ref, candidates, rounds, warmup)
     bwd = {}
     if backward:
         for m in models.values():
@@ -259,6 +269,10 @@ def bench_models(
             row["train_ms"] = _ms_dict(bwd[name])
             row["train_ratio"] = bwd[name]["ratio"]
         rows.append(row)
+        ort = f"{name} [onnxruntime]"
+        if ort in fwd:
+            rows.append({**{k: row[k] for k in ("params", "macs")}, "name": ort, "forward_ms": _ms_dict(fwd[ort]),
+                         "forward_ratio": fwd[ort]["ratio"], "throughput_img_s": batch / fwd[ort]["median"]})
     return {
         "kind": "models",
         "setup": {"model": model, "input_shape": [batch, 3, size, size], "dtype": dtype, "mode": "eval (forward)" + (", train (forward+backward)" if backward else ""),
@@ -269,6 +283,28 @@ def bench_models(
         "machine": machine_info(torch.get_num_threads(), fused),
         "rows": rows,
     }
+
+
+def _onnxruntime_runs(models: dict[str, torch.nn.Module], x: torch.Tensor) -> dict[str, Any]:
+    """``NAME [onnxruntime]`` -> a call of the exported model on ``x`` (as many threads as torch)."""
+    import tempfile
+
+    from ..export import _require, export_model
+
+    _require("onnxruntime", "export")
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, m in models.items():
+            path = export_model(m, tuple(x.shape[1:]), f"{tmp}/{len(runs)}.onnx", "onnx")
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            feed = {session.get_inputs()[0].name: x.cpu().numpy()}
+            runs[f"{name} [onnxruntime]"] = lambda session=session, feed=feed: session.run(None, feed)
+    return runs
 
 
 def _time_against(ref: str, fns: dict[str, Any], rounds: int, warmup: int) -> dict[str, dict[str, float]]:
