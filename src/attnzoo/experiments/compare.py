@@ -53,6 +53,12 @@ def train_variants(specs: Sequence[ModelSpec], seeds: Sequence[int], base: Train
                    progress: bool = True) -> list[Path]:
     """Train every (variant, seed) not yet trained under ``out/runs``; returns the run folders."""
     jobs, threads = worker_layout(len(specs) * len(seeds), jobs)
+    # Longest runs first, so the workers finish together (parameter count as the cost proxy:
+    # iAFF, HA soft attention and AFF are both the largest and the slowest here).
+    from ..utils import count_params
+
+    cost = {s.label: count_params(s.build(10)) for s in specs}
+    specs = sorted(specs, key=lambda s: -cost[s.label])
     configs = plan(specs, seeds, base, out, threads=threads)
     if progress:
         print(f"compare: {len(configs)} runs ({len(specs)} variants × {len(seeds)} seeds), {jobs} at a time with "
