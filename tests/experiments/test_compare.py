@@ -128,13 +128,21 @@ def test_compare_quick_end_to_end_refusal_and_from(tmp_path, capsys):
 
 
 def test_a_failing_run_is_printed_with_its_log(tmp_path, capsys):
-    code = None
-    try:
-        main(["compare", "--quick", "--variants", "sk", "--seeds", "1", "--out", str(tmp_path), "--no-progress"])
-    except SystemExit as e:
-        code = e.code
+    empty = tmp_path / "no-images"
+    empty.mkdir()
+    with pytest.raises(SystemExit) as e:  # the data only fails inside the runs
+        main(["compare", "--quick", "--variants", "se", "--seeds", "1", "--out", str(tmp_path / "out"), "--no-progress",
+              "--dataset", "imagefolder", "--data-root", str(empty)])
     err = capsys.readouterr().err
-    assert code == 1
-    assert "run sk-seed0 failed: ValueError: BasicBlock supports only" in err
-    assert f"log: {tmp_path / 'runs' / 'sk-seed0' / 'train.log'}" in err
-    assert "1 of 2 runs failed" in err
+    assert e.value.code == 1
+    assert "run se-seed0 failed: ValueError: imagefolder: no train folder under" in err
+    assert f"log: {tmp_path / 'out' / 'runs' / 'se-seed0' / 'train.log'}" in err
+    assert "2 of 2 runs failed" in err
+
+
+def test_a_variant_that_cannot_be_built_is_refused_before_any_training(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["compare", "--quick", "--variants", "sk", "--seeds", "1", "--out", str(tmp_path), "--no-progress"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == "attnzoo compare: error: BasicBlock supports only groups=1, width_per_group=64 and the standard 3×3 conv\n"
+    assert not (tmp_path / "runs").exists()

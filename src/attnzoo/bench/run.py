@@ -254,6 +254,21 @@ def bench_models(
         for m in models.values():
             m.train()
         bwd = _time_against(ref, {n: _forward_backward(run[n], (x,), dev, dtype) for n in run}, max(3, rounds // 2), 1)
+    rows = _model_rows(models, fwd, bwd, batch, size, dev)
+    return {
+        "kind": "models",
+        "setup": {"model": model, "input_shape": [batch, 3, size, size], "dtype": dtype, "mode": "eval (forward)" + (", train (forward+backward)" if backward else ""),
+                  "rounds": rounds, "warmup": warmup, "compile": compile, "channels_last": channels_last, "device": str(dev), "reference": ref,
+                  "pairing": f"{ref} timed next to each variant call in every round (before it in even rounds, after it in odd ones); "
+                             f"ratio = median over rounds of variant time / that {ref} time",
+                  "control_ratio": fwd.get("__control__", {}).get("ratio")},
+        "machine": machine_info(torch.get_num_threads(), fused),
+        "rows": rows,
+    }
+
+
+def _model_rows(models: dict[str, torch.nn.Module], fwd: dict, bwd: dict, batch: int, size: int, dev: torch.device) -> list[dict[str, Any]]:
+    """Each model's row (and its onnxruntime twin's, when timed): parameters, MACs, timings, ratios."""
     rows = []
     for name, m in models.items():
         row = {
@@ -265,7 +280,7 @@ def bench_models(
             "throughput_img_s": batch / fwd[name]["median"],
         }
         m.to(dev)
-        if backward:
+        if bwd:
             row["train_ms"] = _ms_dict(bwd[name])
             row["train_ratio"] = bwd[name]["ratio"]
         rows.append(row)
@@ -273,16 +288,7 @@ def bench_models(
         if ort in fwd:
             rows.append({**{k: row[k] for k in ("params", "macs")}, "name": ort, "forward_ms": _ms_dict(fwd[ort]),
                          "forward_ratio": fwd[ort]["ratio"], "throughput_img_s": batch / fwd[ort]["median"]})
-    return {
-        "kind": "models",
-        "setup": {"model": model, "input_shape": [batch, 3, size, size], "dtype": dtype, "mode": "eval (forward)" + (", train (forward+backward)" if backward else ""),
-                  "rounds": rounds, "warmup": warmup, "compile": compile, "channels_last": channels_last, "device": str(dev), "reference": ref,
-                  "pairing": f"{ref} timed next to each variant call in every round (before it in even rounds, after it in odd ones); "
-                             f"ratio = median over rounds of variant time / that {ref} time",
-                  "control_ratio": fwd.get("__control__", {}).get("ratio")},
-        "machine": machine_info(torch.get_num_threads(), fused),
-        "rows": rows,
-    }
+    return rows
 
 
 def _onnxruntime_runs(models: dict[str, torch.nn.Module], x: torch.Tensor) -> dict[str, Any]:

@@ -19,57 +19,75 @@ from ..models.spec import ModelSpec
 CHECKPOINT_FORMAT = "attnzoo-checkpoint-v2"  # v2: CBAM's default spatial gate is the authors' (v1: the paper's)
 LR_PER_32 = 0.05  # the recipe's peak learning rate at batch size 32
 
+def option(default: Any = None, help: str = "", group: str = "", *, factory: Any = None, flag: Optional[str] = None, compare: bool = True,
+           positive: bool = False, choices: Optional[tuple] = None, metavar: Optional[str] = None, kind: Optional[str] = None) -> Any:
+    """A config field with what its command-line flag needs (help written once, here); ``cli``
+    generates ``attnzoo train`` and ``attnzoo compare`` flags from these. ``compare=False``: the
+    field is set per run or per variant, not shared by a comparison."""
+    metadata = {"help": help, "group": group, "flag": flag, "compare": compare, "positive": positive, "choices": choices,
+                "metavar": metavar, "kind": kind}
+    return field(default_factory=factory, metadata=metadata) if factory else field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainConfig:
-    # model
-    model: str = "cifar_resnet8"
-    attn: Optional[str] = None
-    fusion: Optional[str] = None
-    conv: Optional[str] = None  # 3×3-conv replacement: sk, splat (bottleneck models)
-    attn_options: dict[str, Any] = field(default_factory=dict)
-    fusion_options: dict[str, Any] = field(default_factory=dict)
-    conv_options: dict[str, Any] = field(default_factory=dict)
-    attn_stages: Optional[list[int]] = None
-    fusion_stages: Optional[list[int]] = None
-    model_options: dict[str, Any] = field(default_factory=dict)
+    # model (a ModelSpec's fields: see spec())
+    model: str = option("cifar_resnet8", "model name; see `attnzoo list`", "model")
+    attn: Optional[str] = option(None, "attention module in every block", "model", compare=False)
+    fusion: Optional[str] = option(None, "fusion module replacing each residual addition", "model", compare=False)
+    conv: Optional[str] = option(None, "3×3-conv replacement in every bottleneck: sk or splat", "model", compare=False)
+    attn_options: dict[str, Any] = option(help="attention option, repeatable (e.g. reduction=8)", group="model", factory=dict,
+                                          flag="--attn-opt", compare=False, kind="options")
+    fusion_options: dict[str, Any] = option(help="fusion option, repeatable (e.g. scale=2)", group="model", factory=dict,
+                                            flag="--fusion-opt", compare=False, kind="options")
+    conv_options: dict[str, Any] = option(help="conv replacement option, repeatable (e.g. radix=4)", group="model", factory=dict,
+                                          flag="--conv-opt", compare=False, kind="options")
+    attn_stages: Optional[list[int]] = option(None, "stages (1-based) that get attention (default all)", "model", compare=False, kind="stages")
+    fusion_stages: Optional[list[int]] = option(None, "stages (1-based) that get fusion (default all)", "model", compare=False, kind="stages")
+    model_options: dict[str, Any] = option(help="model option, repeatable (e.g. zero_init_residual=true)", group="model", factory=dict,
+                                           flag="--model-opt", kind="options")
     # data
-    dataset: str = "digits"
-    data_root: Optional[str] = None
-    image_size: int = 64  # imagefolder only
-    train_size: Optional[int] = None  # digits only: images to generate
-    test_size: Optional[int] = None
-    data_seed: int = 0  # digits only: the dataset's own seed, fixed across training seeds
-    augment: bool = True
-    allow_empty_classes: bool = False  # imagefolder: warn instead of refusing class folders without images
+    dataset: str = option("digits", "digits (embedded), cifar10, cifar100 or imagefolder", "data")
+    data_root: Optional[str] = option(None, "folder of a cifar10/cifar100/imagefolder dataset", "data")
+    image_size: int = option(64, "imagefolder: side of the resized, centre-cropped images", "data", positive=True)
+    train_size: Optional[int] = option(None, "digits: training images to generate (default 5000)", "data", positive=True)
+    test_size: Optional[int] = option(None, "digits: test images to generate (default 2000)", "data", positive=True)
+    data_seed: int = option(0, "digits: the dataset's own seed, fixed across training seeds", "data")
+    augment: bool = option(True, "no random crop / flip", "data", flag="--no-augment")
+    allow_empty_classes: bool = option(False, "imagefolder: warn about class folders without images instead of refusing", "data")
     # optimisation
-    epochs: int = 8
-    batch_size: int = 32  # global: split across ranks under torchrun
-    lr: Optional[float] = None  # peak lr; None: LR_PER_32 × batch_size / 32
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # or "onecycle"
-    warmup_epochs: float = 0.5
-    label_smoothing: float = 0.0
+    epochs: int = option(8, "epochs", "optimisation", positive=True)
+    batch_size: int = option(32, "global batch size, split across torchrun ranks", "optimisation", positive=True)
+    lr: Optional[float] = option(None, "peak learning rate of SGD with momentum (default 0.05 × batch size / 32)", "optimisation")
+    momentum: float = option(0.9, "SGD momentum", "optimisation")
+    weight_decay: float = option(5e-4, "on conv/linear weights only (not BN, biases)", "optimisation")
+    schedule: str = option("cosine", "learning-rate schedule after the warm-up", "optimisation", choices=("cosine", "onecycle"))
+    warmup_epochs: float = option(0.5, "linear warm-up", "optimisation")
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy", "optimisation")
     # fine-tuning a pretrained network (attention and fusion retrofitted at γ = 0)
-    init_from: Optional[str] = None  # a plain checkpoint: .safetensors / .pth / an attnzoo run's weights
-    init_source: str = "auto"  # its key layout: auto, attnzoo, torchvision, timm, cbam-authors
-    backbone_lr_scale: float = 0.1  # lr of the pretrained parameters relative to the new modules' and head's
-    freeze_stages: int = 0  # stem and the first N stages frozen
+    init_from: Optional[str] = option(None, "start from a plain network's weights (.safetensors/.pth); --attn/--fusion are retrofitted "
+                                      "behind residual mixes at zero, so the first evaluation (epoch 0) equals the plain network's",
+                                      "fine-tuning a pretrained network", metavar="CHECKPOINT")
+    init_source: str = option("auto", "key layout of --init-from: auto, attnzoo, torchvision, timm, cbam-authors", "fine-tuning a pretrained network")
+    backbone_lr_scale: float = option(0.1, "learning rate of the pretrained parameters relative to the new modules and head",
+                                      "fine-tuning a pretrained network")
+    freeze_stages: int = option(0, "freeze the stem and the first N stages", "fine-tuning a pretrained network")
     # execution
-    amp: bool = False
-    amp_dtype: Optional[str] = None  # default: bf16 on CPU, fp16 on CUDA
-    channels_last: bool = False
-    compile: bool = False
-    sync_bn: bool = False
-    device: str = "auto"
-    threads: Optional[int] = None
-    seed: int = 0
-    deterministic: bool = False
-    eval_batch_size: int = 512
-    out: str = "runs/train"
-    resume: bool = False
-    overwrite: bool = False  # replace a run already in ``out``
-    progress: bool = True
+    amp: bool = option(False, "autocast: bf16 on CPU, fp16 on CUDA (see --amp-dtype)", "execution")
+    amp_dtype: Optional[str] = option(None, "autocast dtype", "execution", choices=("bf16", "fp16"))
+    channels_last: bool = option(False, "channels-last memory format", "execution")
+    compile: bool = option(False, "torch.compile the model", "execution")
+    sync_bn: bool = option(False, "SyncBatchNorm across torchrun ranks (CUDA only)", "execution")
+    device: str = option("auto", "auto, cpu, cuda, cuda:1, mps", "execution")
+    threads: Optional[int] = option(None, "torch CPU threads (compare: one per run, one run per core)", "execution", positive=True)
+    seed: int = option(0, "seed of the model's initialisation, data order and augmentation", "execution", compare=False)
+    deterministic: bool = option(False, "torch.use_deterministic_algorithms", "execution")
+    eval_batch_size: int = option(512, "evaluation batch size", "execution", positive=True)
+    out: str = option("runs/train", "run folder", "execution", compare=False)
+    resume: bool = option(False, "continue the run in --out from its newest verified checkpoint, with the run's own config "
+                          "(only --epochs may grow; execution flags such as --threads may change)", "execution", compare=False)
+    overwrite: bool = option(False, "replace a run already in --out (default: refuse)", "execution", compare=False)
+    progress: bool = option(True, "no progress bar", "execution", flag="--no-progress")
 
     def spec(self) -> ModelSpec:
         """The model this run trains (fine-tuning: with its attention retrofitted, see attnzoo.retrofit)."""

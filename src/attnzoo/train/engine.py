@@ -63,7 +63,9 @@ def param_groups(model: nn.Module, weight_decay: float, backbone_lr_scale: Optio
             continue
         scale = 1.0 if backbone_lr_scale is None or is_new_module_key(name) or name in fresh else backbone_lr_scale
         groups.setdefault((p.ndim > 1, scale), []).append(p)
-    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale} for (decay, scale), ps in sorted(groups.items())]
+    # Decayed weights first, then the rest (the order older checkpoints' optimizer states have).
+    order = sorted(groups, key=lambda k: (-k[1], not k[0]))
+    return [{"params": groups[k], "weight_decay": weight_decay if k[0] else 0.0, "lr_scale": k[1]} for k in order]
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
