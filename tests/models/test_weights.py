@@ -157,5 +157,40 @@ def test_safetensors_and_refused_pickles(tmp_path):
     torch.save({"state_dict": model.state_dict(), "note": ValueError("a class")}, tmp_path / "evil.pth")
     with pytest.raises(ValueError, match="evil.pth: cannot load as weights with weights_only=True"):
         read_state_dict(tmp_path / "evil.pth")
-    with pytest.raises(ValueError, match="unknown weights source 'tf'; valid sources: auto, attnzoo, torchvision, timm, cbam-authors"):
+    with pytest.raises(ValueError, match="unknown weights source 'tf'; valid sources: auto, attnzoo, torchvision, timm, cbam-authors, torchreid"):
         load_weights(model, tmp_path / "w.safetensors", source="tf")
+
+
+def _torchreid_key(key: str) -> str:
+    """attnzoo HACNN key -> torchreid's (torchreid/models/hacnn.py: ConvBlock.conv / .bn, HarmAttn.soft_attn / hard_attn)."""
+    import re
+
+    key = key.replace(".soft.spatial.", ".soft_attn.spatial_attn.").replace(".soft.channel.", ".soft_attn.channel_attn.")
+    key = key.replace(".soft.mix.", ".soft_attn.conv.").replace(".hard.", ".hard_attn.")
+    if key.startswith(("fc_global.", "fc_local.")):  # nn.Sequential(Linear, BatchNorm1d, ReLU): same indices
+        return key
+    key = re.sub(r"(^|\.)0\.(weight|bias)$", r"\g<1>conv.\2", key)
+    return re.sub(r"(^|\.)1\.(weight|bias|running_mean|running_var|num_batches_tracked)$", r"\g<1>bn.\2", key)
+
+
+def test_torchreid_hacnn_layout(tmp_path):
+    donor = attnzoo.create_model("hacnn", num_classes=751, region_sampling="torchreid").eval()
+    state = {_torchreid_key(k): v for k, v in donor.state_dict().items()}
+    assert "conv.conv.weight" in state and "ha1.soft_attn.spatial_attn.conv1.conv.weight" in state and "ha1.hard_attn.fc.weight" in state
+    assert "inception1.0.stream1.0.conv.weight" in state and "ha1.soft_attn.conv.bn.running_var" in state
+    model = attnzoo.create_model("hacnn", num_classes=751, weights=_save(state, tmp_path / "hacnn_market.pth.tar", wrap="state_dict"))
+    assert model.weights_report.source == "torchreid" and model.region_sampling == "torchreid"
+    x = torch.randn(2, 3, 160, 64)
+    torch.testing.assert_close(_out(model, x), _out(donor, x))
+
+
+def test_torchreid_region_sampling_is_full_size_then_resize():
+    from attnzoo.layers.hacnn import crop_regions
+
+    x = torch.randn(2, 8, 20, 12)
+    theta = torch.tensor([[1.0, 0, 0.1], [0, 0.25, -0.5]]).expand(2, 1, 2, 3)
+    (got,) = crop_regions(x, theta, (6, 7), "torchreid")
+    full = F.grid_sample(x, F.affine_grid(theta[:, 0], list(x.shape), align_corners=False), align_corners=False)
+    torch.testing.assert_close(got, F.interpolate(full, size=(6, 7), mode="bilinear", align_corners=True))
+    (direct,) = crop_regions(x, theta, (6, 7))
+    assert not torch.allclose(direct, got)  # two different samplings: the option matters

@@ -352,13 +352,20 @@ def readme_table(results: dict[str, Any]) -> str:
 README_BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
 
 
+INCLUDE_BLOCK = re.compile(r"(<!-- include:(?P<path>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /include -->)", re.S)
+
+
 def render_readme(text: str, results_root: Path) -> str:
     """``text`` with every ``<!-- results:NAME -->`` block replaced by the table of
-    ``results_root/NAME/results.json`` followed by its verdict lines."""
+    ``results_root/NAME/results.json`` followed by its verdict lines, and every
+    ``<!-- include:PATH -->`` block by that file (PATH relative to ``results_root``)."""
 
     def block(match: re.Match) -> str:
         results = json.loads((results_root / match["name"] / "results.json").read_text())
         verdict = "".join(f"- {line}\n" for line in results["verdicts"])
         return f"{match[1]}{readme_table(results)}\n{verdict}{match[4]}"
 
-    return README_BLOCK.sub(block, text)
+    def include(match: re.Match) -> str:
+        return f"{match[1]}{(results_root / match['path']).read_text()}{match[4]}"
+
+    return INCLUDE_BLOCK.sub(include, README_BLOCK.sub(block, text))

@@ -231,13 +231,27 @@ class HardRegionAttention(nn.Module):
         return torch.cat([self.scale.to(t.dtype).expand(n, k, 2, 2), t], dim=3)
 
 
-def crop_regions(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int]) -> list[torch.Tensor]:
-    """Sample each region ``θ[:, k]`` of ``x`` (bilinear) at output ``size`` ``(h, w)``."""
+REGION_SAMPLING = ("direct", "torchreid")
+
+
+def crop_regions(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], sampling: str = "direct") -> list[torch.Tensor]:
+    """Sample each region ``θ[:, k]`` of ``x`` (bilinear) at output ``size`` ``(h, w)``.
+
+    ``sampling="direct"`` samples the region at ``size`` (one bilinear interpolation);
+    ``"torchreid"`` samples it at the full size of ``x`` and resizes that to ``size`` (bilinear,
+    ``align_corners=True``), which is what torchreid's HA-CNN computes (and costs more).
+    """
+    if sampling not in REGION_SAMPLING:
+        raise ValueError(f"region sampling must be one of {', '.join(REGION_SAMPLING)}, got {sampling!r}")
     n, c = x.shape[0], x.shape[1]
+    grid_size = [n, c, size[0], size[1]] if sampling == "direct" else list(x.shape)
     crops = []
     for k in range(theta.shape[1]):
-        grid = F.affine_grid(theta[:, k], [n, c, size[0], size[1]], align_corners=False)
-        crops.append(F.grid_sample(x, grid.to(x.dtype), align_corners=False))
+        grid = F.affine_grid(theta[:, k], grid_size, align_corners=False)
+        crop = F.grid_sample(x, grid.to(x.dtype), align_corners=False)
+        if sampling == "torchreid":
+            crop = F.interpolate(crop, size=size, mode="bilinear", align_corners=True)
+        crops.append(crop)
     return crops
 
 

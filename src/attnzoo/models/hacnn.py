@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers.hacnn import ConvBlock, HarmoniousAttention, crop_regions
+from ..layers.hacnn import REGION_SAMPLING, ConvBlock, HarmoniousAttention, crop_regions
 from .registry import register_model
 
 
@@ -61,8 +61,9 @@ class HACNN(nn.Module):
 
     Reference: Li, Zhu, Gong. "Harmonious Attention Network for Person Re-Identification",
     CVPR 2018, arXiv:1802.08122. Differences from torchreid: regions are sampled directly at
-    the local stream's size (torchreid samples at full size, then resizes), and the input
-    size is checked with a ``ValueError``.
+    the local stream's size (torchreid samples at full size, then resizes: ``region_sampling=
+    "torchreid"``, which a torchreid checkpoint selects), and the input size is checked with a
+    ``ValueError``.
     """
 
     input_size = (160, 64)
@@ -75,8 +76,12 @@ class HACNN(nn.Module):
         channels: Sequence[int] = (128, 256, 384),
         feat_dim: int = 512,
         num_regions: int = 4,
+        region_sampling: str = "direct",
     ) -> None:
         super().__init__()
+        if region_sampling not in REGION_SAMPLING:
+            raise ValueError(f"HACNN: region_sampling must be one of {', '.join(REGION_SAMPLING)}, got {region_sampling!r}")
+        self.region_sampling = region_sampling
         c1, c2, c3 = channels
         self.num_classes = num_classes
         self.num_regions = num_regions
@@ -114,7 +119,7 @@ class HACNN(nn.Module):
             features = inception(x)
             soft, theta = harm(features)
             # Regions are cut from the input of this level (the previous level's attended output).
-            regions = crop_regions(x, theta, size)
+            regions = crop_regions(x, theta, size, self.region_sampling)
             if local is None:
                 local = [local_conv(r) for r in regions]
             else:

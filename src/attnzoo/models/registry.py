@@ -51,8 +51,8 @@ def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, wei
     if weights is not None:
         from .weights import create_pretrained
 
-        def build(attn_options):
-            kwargs = {**options, **({"attn_options": attn_options} if attn_options else {})}
+        def build(attn_options, model_options):
+            kwargs = {**model_options, **options, **({"attn_options": attn_options} if attn_options else {})}
             return get_model_factory(name)(attn=attn, fusion=fusion, num_classes=num_classes, **kwargs)
 
         if options.get("retrofit") or _is_plain(weights, source) and (attn is not None or fusion is not None):

@@ -30,6 +30,7 @@ class Source:
     renames: tuple[tuple[str, str], ...] = ()  # (regex, replacement) applied to every key in order
     module_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # attention name -> options
     marker: Optional[str] = None  # a regex some key of this layout matches (for source="auto")
+    model_options: dict[str, Any] = field(default_factory=dict)  # model options that match the source's computation
 
 
 SOURCES: dict[str, Source] = {
@@ -64,6 +65,20 @@ SOURCES: dict[str, Source] = {
         ),
         module_options={"cbam": {"min_hidden": 1, "variant": "official"}},
         marker=r"\.cbam\.ChannelGate\.",
+    ),
+    "torchreid": Source(
+        "torchreid",
+        "torchreid's HACNN (KaiyangZhou/deep-person-reid): ConvBlock.{conv,bn}, HarmAttn.{soft_attn,hard_attn}",
+        renames=(
+            (r"\.soft_attn\.spatial_attn\.", ".soft.spatial."),
+            (r"\.soft_attn\.channel_attn\.", ".soft.channel."),
+            (r"\.soft_attn\.conv\.", ".soft.mix."),
+            (r"\.hard_attn\.", ".hard."),
+            (r"(^|\.)conv\.(weight|bias)$", r"\g<1>0.\2"),  # ConvBlock(conv, bn) -> attnzoo's ConvBlock(0, 1, 2)
+            (r"(^|\.)bn\.(weight|bias|running_mean|running_var|num_batches_tracked)$", r"\g<1>1.\2"),
+        ),
+        marker=r"\.soft_attn\.",
+        model_options={"region_sampling": "torchreid"},
     ),
 }
 
@@ -183,12 +198,12 @@ def _load(model: nn.Module, raw: dict[str, torch.Tensor], src: Source, path: str
 
 
 def create_pretrained(build, attn: Any, weights: str | Path, source: str = "auto", head: str = "keep", strict: bool = True,
-                      attn_options: Optional[dict[str, Any]] = None) -> nn.Module:
-    """``build(attn_options)`` with the source's module options under the user's, then its weights loaded."""
+                      attn_options: Optional[dict[str, Any]] = None, model_options: Optional[dict[str, Any]] = None) -> nn.Module:
+    """``build(attn_options, model_options)`` with the source's options under the user's, then its weights loaded."""
     raw = read_state_dict(weights)
     src = detect_source(list(raw)) if source == "auto" else get_source(source)
     options = {**(src.module_options.get(attn, {}) if isinstance(attn, str) else {}), **(attn_options or {})}
-    model = build(options)
+    model = build(options, {**src.model_options, **(model_options or {})})
     report = _load(model, raw, src, weights, strict, head)
     model.weights_report = report  # what was loaded and skipped, for the caller to show
     return model
