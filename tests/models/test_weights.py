@@ -194,3 +194,25 @@ def test_torchreid_region_sampling_is_full_size_then_resize():
     torch.testing.assert_close(got, F.interpolate(full, size=(6, 7), mode="bilinear", align_corners=True))
     (direct,) = crop_regions(x, theta, (6, 7))
     assert not torch.allclose(direct, got)  # two different samplings: the option matters
+
+
+def test_timm_skresnext_layout(tmp_path):
+    # timm's SelectiveKernelBottleneck: conv1/conv3 are ConvNormAct (.conv, .bn); SelectiveKernel holds
+    # paths.N.{conv,bn} and attn.{fc_reduce,bn,fc_select} (timm/models/sknet.py, timm/layers/selective_kernel.py).
+    donor = attnzoo.create_model("sknet50", num_classes=10).eval()
+    rename = [(".bn1.", ".conv1.bn."), (".bn3.", ".conv3.bn."), (".conv2.fc.0.", ".conv2.attn.fc_reduce."),
+              (".conv2.fc.1.", ".conv2.attn.bn."), (".conv2.fc_select.", ".conv2.attn.fc_select.")]
+    state = {}
+    for k, v in donor.state_dict().items():
+        if k.startswith("layer"):
+            for a, b in rename:
+                k = k.replace(a, b)
+            k = k.replace(".conv1.weight", ".conv1.conv.weight").replace(".conv3.weight", ".conv3.conv.weight")
+            for i in range(2):
+                k = k.replace(f".conv2.paths.{i}.0.", f".conv2.paths.{i}.conv.").replace(f".conv2.paths.{i}.1.", f".conv2.paths.{i}.bn.")
+        state[k] = v
+    assert "layer1.0.conv2.attn.fc_reduce.weight" in state and "layer1.0.conv1.conv.weight" in state
+    model = attnzoo.create_model("sknet50", num_classes=10, weights=_save(state, tmp_path / "sk.pth"))
+    assert model.weights_report.source == "timm" and model.weights_report.loaded == len(state)
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(_out(model, x), _out(donor, x))

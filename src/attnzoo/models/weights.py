@@ -39,20 +39,27 @@ SOURCES: dict[str, Source] = {
         "torchvision", "torchvision.models ResNet-18/34/50/101/152, ResNeXt-50 (same keys as attnzoo's plain ResNets)"),
     "timm": Source(
         "timm",
-        "timm resnet*, seresnet*, ecaresnet*, and ResNets with timm's CBAM (attention under `.se.`)",
+        "timm resnet*, seresnet*, ecaresnet*, skresnext50_32x4d, resnest50d (same keys as attnzoo's), and ResNets with "
+        "timm's CBAM (attention under `.se.`)",
         renames=(
             (r"\.se\.channel\.fc1\.", ".attn.channel.mlp.0."),
             (r"\.se\.channel\.fc2\.", ".attn.channel.mlp.2."),
             (r"\.se\.spatial\.conv\.conv\.", ".attn.spatial.conv."),
             (r"\.se\.spatial\.conv\.bn\.", ".attn.spatial.norm."),
             (r"\.se\.", ".attn."),  # SE (fc1, fc2) and ECA (conv) keep their names
+            # skresnext50_32x4d: SelectiveKernelBottleneck's ConvNormAct convs and SelectiveKernel
+            (r"\.conv1\.conv\.", ".conv1."), (r"\.conv1\.bn\.", ".bn1."),
+            (r"\.conv3\.conv\.", ".conv3."), (r"\.conv3\.bn\.", ".bn3."),
+            (r"\.conv2\.paths\.(\d+)\.conv\.", r".conv2.paths.\1.0."), (r"\.conv2\.paths\.(\d+)\.bn\.", r".conv2.paths.\1.1."),
+            (r"\.conv2\.attn\.fc_reduce\.", ".conv2.fc.0."), (r"\.conv2\.attn\.bn\.", ".conv2.fc.1."),
+            (r"\.conv2\.attn\.fc_select\.", ".conv2.fc_select."),
         ),
         module_options={"se": {"round_to": 8}, "eca": {"min_kernel_size": 3},
                         "cbam": {"bias": False, "min_hidden": 1, "variant": "timm"},
                         "gc": {"fuse": "scale", "reduction": 8, "min_hidden": 1, "ln_eps": 1e-6},
                         "nonlocal": {"scale_logits": True, "reduction": 8, "subsample": False},
                         "coord": {"bias": False}},
-        marker=r"\.se\.",
+        marker=r"\.se\.|\.conv2\.attn\.fc_reduce\.",
     ),
     "cbam-authors": Source(
         "cbam-authors",
