@@ -3,7 +3,7 @@
 Its defaults are *the* recipe, shared by ``attnzoo train`` and ``attnzoo compare``: SGD with
 momentum at batch 32, peak learning rate 0.05 scaled linearly with the batch size (Goyal et al.
 2017: 0.2 at 128), half an epoch of warm-up, cosine decay, 8 epochs. Chosen by measurement on the
-embedded digits (docs/recipe.md): at compare's former lr 0.1 with batch 32 (4× the usual
+embedded digits (docs/results/recipe/): at compare's former lr 0.1 with batch 32 (4× the usual
 lr-to-batch ratio) and 4 epochs, plain ResNet-8 stayed at chance on some seeds.
 """
 
