@@ -2,7 +2,7 @@
 # Regenerate every committed training result (docs/results/) with the code at HEAD.
 # Run folders (checkpoints) go to runs/results/; reports, plots and each run's summary and
 # metrics are copied to docs/results/ so `attnzoo compare --from docs/results/NAME/runs` re-aggregates them.
-#   bash scripts/results.sh [main fresh ablations long recipe ...]   (default: all, in that order)
+#   bash scripts/results.sh [main fresh combined ablations long recipe all ...]   (default: all, in that order)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/setup.sh"
@@ -12,11 +12,12 @@ run() {  # NAME, then attnzoo compare arguments
   local name="$1"; shift
   local out="runs/results/$name" dest="docs/results/$name"
   local start=$SECONDS
-  attnzoo compare --out "$out" --no-progress "$@"
+  attnzoo compare --out "$out" --no-progress "$@" > "runs/results/$name.log"
   echo "$name: $((SECONDS - start)) s" | tee -a runs/results/timings.txt
   rm -rf "$dest" && mkdir -p "$dest/runs"
   cp "$out"/report.md "$out"/results.json "$out"/*.png "$dest"/
   for d in "$out"/runs/*/; do
+    [ -d "$d" ] || continue
     mkdir -p "$dest/runs/$(basename "$d")"
     cp "$d"summary.json "$d"metrics.jsonl "$d"config.json "$dest/runs/$(basename "$d")/"
   done
@@ -24,12 +25,14 @@ run() {  # NAME, then attnzoo compare arguments
 }
 
 mkdir -p runs/results
-for what in "${@:-main fresh ablations long recipe}"; do
+for what in "${@:-main fresh combined ablations long recipe all}"; do
   for w in $what; do
     case "$w" in
       main) run compare-cpu ;;                                         # the README's main table
       fresh) run compare-cpu-fresh --first-seed 100 --data-seed 1 ;;   # the verdict on seeds and data never tuned on
+      combined) run compare-cpu-combined --from runs/results/compare-cpu/runs runs/results/compare-cpu-fresh/runs ;;  # 6 paired seeds
       ablations) run ablations --preset ablations ;;
+      all) run all-modules --variants bam coord eca ese gc ge nonlocal sge simam triplet self_attn add mscam --seeds 2 ;;
       long) run long --preset long ;;
       recipe)  # the lr × epochs grid behind the recipe (docs/recipe.md), on seeds the default never uses
         for lr in 0.025 0.05 0.1; do for ep in 4 8; do
