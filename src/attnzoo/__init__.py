@@ -5,7 +5,7 @@ from .models import create_model, list_models, register_model
 from .models.retrofit import retrofit
 from .models.weights import load_weights
 from .utils import count_macs, count_params
-from . import viz  # attnzoo.viz.capture_attention, grad_cam (torch only)
+from . import fused, viz  # attnzoo.fused.convert; attnzoo.viz.capture_attention, grad_cam (torch only)
 
 __version__ = "0.1.0"
 
@@ -17,6 +17,7 @@ __all__ = [
     "create_conv",
     "create_fusion",
     "create_model",
+    "fused",
     "list_attn",
     "list_conv",
     "list_fusion",
