@@ -262,8 +262,11 @@ def test_fault_walkthrough_ends_where_an_uninterrupted_run_ends(tmp_path):
     proc.kill()
     proc.wait()
 
-    proc = _interruptible(out, *epochs, "--resume")  # 2. Ctrl-C during the resumed run
-    time.sleep(3)
+    before = (out / "checkpoint.json").read_text()
+    proc = _interruptible(out, *epochs, "--resume")  # 2. Ctrl-C during the resumed run, once it trains:
+    deadline = time.time() + 120  # (a fixed delay could land in the child's `import torch` on a loaded machine)
+    while time.time() < deadline and (out / "checkpoint.json").read_text() == before and proc.poll() is None:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode in (0, 130), err
