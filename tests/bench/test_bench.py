@@ -90,3 +90,13 @@ def test_bench_models_with_onnxruntime_rows(tmp_path):
     names = [r["name"] for r in result["rows"]]
     assert names == ["plain", "plain [onnxruntime]", "se", "se [onnxruntime]"]
     assert all(r["forward_ratio"] > 0 for r in result["rows"])
+
+
+def test_bench_models_train_step_and_memory():
+    from attnzoo.bench.run import bench_models, to_markdown
+
+    result = bench_models("cifar_resnet8", ["plain", "cbam"], batch=2, size=16, rounds=2, warmup=1, backward=True, optimizer_step=True)
+    rows = {r["name"]: r for r in result["rows"]}
+    assert rows["cbam"]["saved_for_backward_mb"] > rows["plain"]["saved_for_backward_mb"] > 0
+    assert rows["plain"]["train_ratio"] > 0 and "SGD step" in result["setup"]["mode"]
+    assert "| train step ms | × ref | saved for bwd MB |" in to_markdown(result)

@@ -122,6 +122,26 @@ def _forward_backward(model, inputs, device, dtype) -> Callable[[], object]:
     return run
 
 
+def _train_step(model: torch.nn.Module, x: torch.Tensor, device: torch.device, dtype: str, optimizer_step: bool) -> Callable[[], object]:
+    """One training step as a user runs it: zero_grad, forward (train mode), cross-entropy loss,
+    backward, and the SGD step if ``optimizer_step``."""
+    sync = _sync(device)
+    target = torch.randint(0, 10, (x.shape[0],), device=x.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9) if optimizer_step else None
+
+    def run():
+        model.zero_grad(set_to_none=True)
+        with _autocast(device, dtype):
+            out = model(x)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        torch.nn.functional.cross_entropy(out.float(), target % out.shape[1]).backward()
+        if optimizer is not None:
+            optimizer.step()
+        sync()
+
+    return run
+
+
 def _prepare(threads: Optional[int], device: str, channels_last: bool) -> tuple[torch.device, torch.memory_format]:
     """Thread count set, (device, memory format) of the inputs."""
     if threads:
@@ -225,6 +245,7 @@ def bench_models(
     channels_last: bool = False,
     device: str = "cpu",
     backend: str = "eager",
+    optimizer_step: bool = False,
 ) -> dict[str, Any]:
     """Benchmark ``model`` with each attention/fusion variant against the plain model.
 
@@ -253,11 +274,13 @@ def bench_models(
     if backward:
         for m in models.values():
             m.train()
-        bwd = _time_against(ref, {n: _forward_backward(run[n], (x,), dev, dtype) for n in run}, max(3, rounds // 2), 1)
-    rows = _model_rows(models, fwd, bwd, batch, size, dev)
+        bwd = _time_against(ref, {n: _train_step(run[n], x, dev, dtype, optimizer_step) for n in run}, max(3, rounds // 2), 1)
+    rows = _model_rows(models, fwd, bwd, batch, size, dev, x if backward else None)
     return {
         "kind": "models",
-        "setup": {"model": model, "input_shape": [batch, 3, size, size], "dtype": dtype, "mode": "eval (forward)" + (", train (forward+backward)" if backward else ""),
+        "setup": {"model": model, "input_shape": [batch, 3, size, size], "dtype": dtype,
+                  "mode": "eval (forward)" + (f", training step (zero_grad, forward, cross-entropy, backward{', SGD step' if optimizer_step else ''})"
+                                              if backward else ""),
                   "rounds": rounds, "warmup": warmup, "compile": compile, "channels_last": channels_last, "device": str(dev), "reference": ref,
                   "pairing": f"{ref} timed next to each variant call in every round (before it in even rounds, after it in odd ones); "
                              f"ratio = median over rounds of variant time / that {ref} time",
@@ -267,8 +290,10 @@ def bench_models(
     }
 
 
-def _model_rows(models: dict[str, torch.nn.Module], fwd: dict, bwd: dict, batch: int, size: int, dev: torch.device) -> list[dict[str, Any]]:
-    """Each model's row (and its onnxruntime twin's, when timed): parameters, MACs, timings, ratios."""
+def _model_rows(models: dict[str, torch.nn.Module], fwd: dict, bwd: dict, batch: int, size: int, dev: torch.device,
+                x: Optional[torch.Tensor] = None) -> list[dict[str, Any]]:
+    """Each model's row (and its onnxruntime twin's, when timed): parameters, MACs, timings, ratios,
+    and with ``x`` the memory autograd keeps for backward in one training forward."""
     rows = []
     for name, m in models.items():
         row = {
@@ -283,6 +308,7 @@ def _model_rows(models: dict[str, torch.nn.Module], fwd: dict, bwd: dict, batch:
         if bwd:
             row["train_ms"] = _ms_dict(bwd[name])
             row["train_ratio"] = bwd[name]["ratio"]
+            row["saved_for_backward_mb"] = saved_activation_bytes(lambda m=m: m.train()(x)) / 2**20
         rows.append(row)
         ort = f"{name} [onnxruntime]"
         if ort in fwd:
@@ -347,9 +373,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         head += ["floor ×"]
     head += ["img/s"]
     if has_train:
-        head += ["fwd+bwd ms", "× ref"]
-        if result["kind"] == "modules":
-            head += ["saved for bwd MB"]
+        head += ["fwd+bwd ms" if result["kind"] == "modules" else "train step ms", "× ref", "saved for bwd MB"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in result["rows"]:
         digits = 2 if result["kind"] == "modules" else 3  # whole models differ by a few per cent
@@ -357,10 +381,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         if result["kind"] == "modules":
             cells.append(f"{r['floor_ratio']:.1f}" if r.get("floor_ratio") else "—")
         cells.append(f"{r['throughput_img_s']:.0f}")
-        if has_train:
-            cells += [_ms(r["train_ms"]), f"{r['train_ratio']:.{digits}f}"]
-            if result["kind"] == "modules":
-                cells.append(f"{r['saved_for_backward_mb']:.1f}")
+        if has_train and "train_ms" in r:
+            cells += [_ms(r["train_ms"]), f"{r['train_ratio']:.{digits}f}", f"{r['saved_for_backward_mb']:.1f}"]
+        elif has_train:
+            cells += ["—", "—", "—"]
         lines.append("| " + " | ".join(cells) + " |")
     if result["kind"] == "modules":
         lines += ["", "floor ×: passes over memory the module needs in principle, in copies of the input, when each step "
@@ -369,6 +393,9 @@ def to_markdown(result: dict[str, Any]) -> str:
     if s.get("control_ratio") is not None:
         lines += ["", f"Control: the {ref} paired with itself (an A/A pair, timed like every row) gave ×{s['control_ratio']:.3f}; "
                   "ratios closer to 1 than its distance from 1 are within this run's resolution."]
+    if has_train and result["kind"] == "models":
+        lines += ["", f"Training step: {s['mode'].split(', ', 1)[1]}; batch of random labels; saved for bwd: distinct storages "
+                  "autograd keeps for backward in one forward."]
     lines += ["", "MACs: convolutions and matrix products (FlopCounterMode / 2); pooling and elementwise ops are not counted."]
     return "\n".join(lines) + "\n"
 

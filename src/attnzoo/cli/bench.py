@@ -17,6 +17,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     ensure_writable(args.out)
     common = dict(dtype=args.dtype, threads=args.threads, rounds=args.rounds, warmup=args.warmup, backward=args.backward,
                   compile=args.compile, channels_last=args.channels_last, device=args.device, fused=args.fused)
+    if args.optimizer_step:
+        common["optimizer_step"] = True
     if args.backend != "eager":
         if args.target != "models":
             raise ValueError("--backend onnxruntime applies to `bench models`")
@@ -46,8 +48,10 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--rounds", type=positive_int, default=None, help="interleaved timing rounds (default 20 modules, 10 models)")
     p.add_argument("--warmup", type=non_negative_int, default=3)
-    p.add_argument("--backward", action=argparse.BooleanOptionalAction, default=None,
-                   help="also time forward+backward in train mode (default: on for modules, off for models)")
+    p.add_argument("--backward", "--train", dest="backward", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time training: modules forward+backward; models a whole training step (zero_grad, forward, "
+                   "cross-entropy, backward) with the memory autograd saves (default: on for modules, off for models)")
+    p.add_argument("--optimizer-step", action="store_true", help="models --train: include the SGD step")
     p.add_argument("--compile", action="store_true", help="torch.compile every candidate (default backend, inductor)")
     p.add_argument("--fused", action="store_true", help="convert every candidate with attnzoo.fused.convert (C++ CPU kernels for inference)")
     p.add_argument("--channels-last", action="store_true")
