@@ -86,3 +86,31 @@ def test_channel_pooling_ablation(pools):
 def test_spatial_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CBAMSpatial(8, **kwargs)
+
+
+@pytest.mark.parametrize("variant", ["official", "paper"])
+def test_training_path_keeps_one_copy_and_equals_the_equation(variant):
+    from attnzoo.bench.memory import saved_activation_bytes
+
+    m = randomize_(CBAM(16, reduction=4, variant=variant)).double().train()
+    x = torch.randn(3, 16, 6, 5, dtype=torch.float64, requires_grad=True)
+
+    def plain(x):  # the equation with autograd's own ops: x' = x ⊙ Mc, y = x' ⊙ Ms(x')
+        return m.spatial(m.channel(x))
+
+    y, expected = m(x), plain(x)
+    torch.testing.assert_close(y, expected)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, [x, *m.parameters()], g)
+    want = torch.autograd.grad(expected, [x, *m.parameters()], g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    assert torch.autograd.gradcheck(lambda t: m(t), (x,), eps=1e-6, atol=1e-5)
+    xf = torch.randn(4, 64, 16, 16, requires_grad=True)
+    mf = CBAM(64).train()
+    lean, full = saved_activation_bytes(lambda: mf(xf)), saved_activation_bytes(lambda: plain_f(mf, xf))
+    assert lean <= 1.2 * xf.numel() * 4 < full  # one copy of the input (plus small gates), where autograd keeps two
+
+
+def plain_f(m, x):
+    return m.spatial(m.channel(x))

@@ -105,7 +105,9 @@ class CBAMSpatial(AttentionModule):
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """``Ms`` (N, 1, H, W) from the channel-wise mean and max maps of ``x``."""
-        mean_map, max_map = x.mean(1, keepdim=True), x.amax(1, keepdim=True)
+        return self.weights_from_maps(x.mean(1, keepdim=True), x.amax(1, keepdim=True))
+
+    def weights_from_maps(self, mean_map: torch.Tensor, max_map: torch.Tensor) -> torch.Tensor:
         maps = torch.cat([max_map, mean_map] if self.variant == "official" else [mean_map, max_map], dim=1)
         return self.gate(self.norm(self.conv(maps)))
 
@@ -162,4 +164,52 @@ class CBAM(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return self.spatial(self.channel(x))
+        mc = self.channel.weights(x)  # (N, C)
+        if not (torch.is_grad_enabled() and (x.requires_grad or mc.requires_grad)):
+            return self.spatial(x * mc[:, :, None, None])
+        # Training: the same equation, x' = x ⊙ Mc and y = x' ⊙ Ms, through two autograd functions that
+        # keep only x and the small gates for backward (x' is recomputed there): one copy of the
+        # input instead of two (x for x ⊙ Mc, x' for the max pool and for x' ⊙ Ms).
+        ms = self.spatial.weights_from_maps(*ScaledChannelPools.apply(x, mc))
+        return TwoGateProduct.apply(x, mc, ms)
+
+
+class ScaledChannelPools(torch.autograd.Function):
+    """``(mean_c(x ⊙ Mc), max_c(x ⊙ Mc))``, each (N, 1, H, W), saving x, Mc and the argmax channel
+    (int16 where it fits) rather than x ⊙ Mc. A tied maximum sends its gradient to one channel (as
+    max pooling does; ``amax`` would split it)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, mc: torch.Tensor):
+        scaled = x * mc[:, :, None, None]
+        max_map, index = scaled.max(1, keepdim=True)
+        ctx.index_dtype = index.dtype
+        ctx.save_for_backward(x, mc, index.to(torch.int16) if x.shape[1] < 2**15 else index)
+        return scaled.mean(1, keepdim=True), max_map
+
+    @staticmethod
+    def backward(ctx, grad_mean: torch.Tensor, grad_max: torch.Tensor):
+        x, mc, index = ctx.saved_tensors
+        grad_scaled = (grad_mean / x.shape[1]).expand_as(x).clone()
+        grad_scaled.scatter_add_(1, index.to(ctx.index_dtype), grad_max)
+        grad_x = grad_scaled * mc[:, :, None, None] if ctx.needs_input_grad[0] else None
+        grad_mc = (grad_scaled * x).sum((2, 3)) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_mc
+
+
+class TwoGateProduct(torch.autograd.Function):
+    """``x ⊙ Mc ⊙ Ms`` with Mc (N, C) and Ms (N, 1, H, W), saving x and the two gates only."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, mc: torch.Tensor, ms: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, mc, ms)
+        return x * mc[:, :, None, None] * ms
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, mc, ms = ctx.saved_tensors
+        mc4 = mc[:, :, None, None]
+        grad_x = grad * mc4 * ms if ctx.needs_input_grad[0] else None
+        grad_mc = (grad * x * ms).sum((2, 3)) if ctx.needs_input_grad[1] else None
+        grad_ms = (grad * x * mc4).sum(1, keepdim=True) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_mc, grad_ms
