@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ._base import AttentionModule, hidden_width, pointwise
+from ._base import AttentionModule, hidden_width, hooked, pointwise
 from .registry import register_attn
 
 POOLS = ("avg+max", "avg", "max")
@@ -164,12 +164,13 @@ class CBAM(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        training = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
+        if not training or hooked(self.channel) or hooked(self.spatial):
+            return self.spatial(self.channel(x))  # x' = x ⊙ Mc(x), y = x' ⊙ Ms(x')
+        # Training: the same equation through two autograd functions that keep only x and the small
+        # gates for backward (x' is recomputed there): one copy of the input instead of two (x for
+        # x ⊙ Mc, x' for the max pool and for x' ⊙ Ms). A hook on either half takes the path above.
         mc = self.channel.weights(x)  # (N, C)
-        if not (torch.is_grad_enabled() and (x.requires_grad or mc.requires_grad)):
-            return self.spatial(x * mc[:, :, None, None])
-        # Training: the same equation, x' = x ⊙ Mc and y = x' ⊙ Ms, through two autograd functions that
-        # keep only x and the small gates for backward (x' is recomputed there): one copy of the
-        # input instead of two (x for x ⊙ Mc, x' for the max pool and for x' ⊙ Ms).
         ms = self.spatial.weights_from_maps(*ScaledChannelPools.apply(x, mc))
         return TwoGateProduct.apply(x, mc, ms)
 
