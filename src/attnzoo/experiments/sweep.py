@@ -24,7 +24,7 @@ from ..train.config import TrainConfig
 
 # Fields that say how a run executes, not what it computes: they may differ between a stored
 # run and the request.
-EXECUTION_FIELDS = ("out", "progress", "threads", "resume", "overwrite", "eval_batch_size")
+EXECUTION_FIELDS = ("out", "progress", "threads", "resume", "overwrite", "eval_batch_size", "eval_subset")
 
 
 def available_cores() -> int:

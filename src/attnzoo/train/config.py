@@ -83,6 +83,8 @@ class TrainConfig:
     seed: int = option(0, "seed of the model's initialisation, data order and augmentation", "execution", compare=False)
     deterministic: bool = option(False, "torch.use_deterministic_algorithms", "execution")
     eval_batch_size: int = option(512, "evaluation batch size", "execution", positive=True)
+    eval_subset: Optional[int] = option(1000, "test images scored after each epoch but the last (the last: all of them); "
+                                        "0 scores all every epoch", "execution")
     out: str = option("runs/train", "run folder", "execution", compare=False)
     resume: bool = option(False, "continue the run in --out from its newest verified checkpoint, with the run's own config "
                           "(only --epochs may grow; execution flags such as --threads may change)", "execution", compare=False)

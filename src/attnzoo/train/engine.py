@@ -142,14 +142,16 @@ def evaluate(
     batch_size: int,
     info: DistInfo = DistInfo(),
     amp: Callable[[], Any] = contextlib.nullcontext,
+    limit: Optional[int] = None,
 ) -> dict[str, Any]:
-    """Top-1/top-5, loss, per-class accuracy and confusion matrix on a whole dataset.
+    """Top-1/top-5, loss, per-class accuracy and confusion matrix on a whole dataset (or on its
+    first ``limit`` images).
 
     Under torchrun each rank scores a disjoint shard and the counts are summed.
     """
     model.eval()
     classify = getattr(model, "classify", model)
-    n = batches.labels.shape[0]
+    n = batches.labels.shape[0] if limit is None else min(limit, batches.labels.shape[0])
     index = torch.arange(info.rank, n, info.world_size)
     k = min(5, num_classes)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
@@ -218,7 +220,7 @@ def resumed_config(out: Path, requested: TrainConfig) -> Optional[TrainConfig]:
 
 
 # Options a resumed run may take from the command line: how it executes, not what it computes.
-RESUMABLE_FIELDS = ("out", "resume", "overwrite", "progress", "threads", "device", "eval_batch_size")
+RESUMABLE_FIELDS = ("out", "resume", "overwrite", "progress", "threads", "device", "eval_batch_size", "eval_subset")
 
 
 def stored_config(out: Path) -> Optional[TrainConfig]:
@@ -473,8 +475,12 @@ def _kept(out: Path) -> str:
 
 def _end_epoch(run: Run, state: TrainState, record: dict[str, Any]) -> dict[str, Any]:
     """Evaluate, log and checkpoint a finished epoch; returns the evaluation."""
-    result = evaluate(run.core, run.test_batches, run.num_classes, run.cfg.eval_batch_size, run.info, run.amp)
-    record.update(test_top1=result["top1"], test_top5=result["top5"], test_loss=result["loss"], gates=result["gates"])
+    # Epochs before the last are scored on the first eval_subset test images (their curves and gate
+    # statistics); the last epoch, whose score a run reports, on the whole test set.
+    final = state.epoch + 1 == run.cfg.epochs
+    limit = None if final or not run.cfg.eval_subset else run.cfg.eval_subset
+    result = evaluate(run.core, run.test_batches, run.num_classes, run.cfg.eval_batch_size, run.info, run.amp, limit)
+    record.update(test_top1=result["top1"], test_top5=result["top5"], test_loss=result["loss"], gates=result["gates"], test_images=result["count"])
     state.history.append(record)
     state.epoch, state.step = state.epoch + 1, 0
     if result["top1"] > state.best["top1"]:

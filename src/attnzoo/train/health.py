@@ -52,9 +52,10 @@ class GateStats:
 
     def _hook(self, name: str):
         def record(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-            y = output.detach().double()
-            acc = torch.stack([y.sum(), (y * y).sum(), torch.tensor(float(y.numel()), dtype=torch.float64, device=y.device)])
-            self.sums[name] = self.sums[name] + acc.cpu() if name in self.sums else acc.cpu()
+            var, mean = torch.var_mean(output.detach().float(), correction=0)  # one pass, no float64 copy
+            n = output.numel()
+            acc = torch.tensor([mean.item() * n, (var.item() + mean.item() ** 2) * n, float(n)], dtype=torch.float64)
+            self.sums[name] = self.sums[name] + acc if name in self.sums else acc
 
         return record
 
