@@ -83,7 +83,7 @@ def aggregate(summaries: Sequence[dict[str, Any]], reference: str = "plain") -> 
         "reference": reference,
         "metric": "final-epoch test top-1 over healthy runs (mean ± sample std over seeds)",
         "dataset": first["config"]["dataset"],
-        "data_seed": first["config"].get("data_seed"),
+        "data_seed": ", ".join(str(d) for d in sorted({s["config"].get("data_seed") for s in summaries}, key=str)),
         "model": first["config"]["model"],
         "epochs": first["config"]["epochs"],
         "recipe": {k: first["config"].get(k) for k in ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "warmup_epochs", "train_size", "test_size")}
@@ -167,7 +167,7 @@ def report_markdown(results: dict[str, Any], command: Optional[str] = None) -> s
         "",
         f"Recipe: batch {recipe['batch_size']}, peak lr {recipe.get('peak_lr')}, momentum {recipe['momentum']}, weight decay "
         f"{recipe['weight_decay']}, {recipe['schedule']} schedule with {recipe['warmup_epochs']} warm-up epoch(s); "
-        f"data seed {results.get('data_seed')}.",
+        f"data seed(s) {results.get('data_seed')}; {recipe.get('train_size') or 'default'} training images.",
         "",
         f"Metric: {results['metric']}. Each variant's seed k shares data order and augmentation with plain's seed k, so the "
         "primary test is the **paired** difference per seed (t interval, Holm-adjusted p across all variants vs plain); "
