@@ -83,8 +83,9 @@ class CBAMSpatial(AttentionModule):
 
     Why the default is the authors' code and not the printed equation: without the BN the
     spatial gate is free to drift towards 0 early in training, switching its residual branch off;
-    in attnzoo's default regime (docs/results/ablations/) the paper form trained worse than the
-    official one. The paper form stays available as ``variant="paper"``.
+    in attnzoo's default regime (docs/results/ablations/, 5 seeds) the paper form was flagged on 3
+    seeds (two left at chance, one with saturated spatial gates), the authors' form on none. The
+    paper form stays available as ``variant="paper"``.
 
     Reference: Woo et al., ECCV 2018, arXiv:1807.06521 (Sec. 3, Fig. 2).
     """
