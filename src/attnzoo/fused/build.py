@@ -4,7 +4,9 @@ The binary is compiled for the CPU it runs on (``-march=native``), so the cache 
 that CPU's instruction-set flags, the compiler flags, torch's version and the source's hash: a
 home directory shared between machines never hands a binary to a CPU that lacks its instructions.
 No ``-ffast-math``: the kernels keep IEEE semantics, so NaN and ±Inf inputs give what the PyTorch
-path gives (max-pooling starts from a ``-inf`` sentinel that fast-math could fold away). OpenMP
+path gives (max-pooling starts from a ``-inf`` sentinel that fast-math could fold away);
+``-fno-trapping-math`` (no floating-point exceptions are ever read) lets the compiler vectorise the
+branch-free selects of the HA soft attention loop, which ``-ftrapping-math`` forbids. OpenMP
 (which ATen's ``parallel_for`` uses) is asked for only where the compiler supports ``-fopenmp``.
 """
 
@@ -23,7 +25,7 @@ from types import ModuleType
 from typing import Optional
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_kernels.cpp"
-BASE_FLAGS = ["-O3", "-march=native", "-fno-math-errno"]
+BASE_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"]
 
 _state: dict = {"module": None, "error": None}
 
