@@ -7,7 +7,7 @@ from .models.weights import load_weights
 from .utils import count_macs, count_params
 from . import fused, viz  # attnzoo.fused.convert; attnzoo.viz.capture_attention, grad_cam (torch only)
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "__version__",

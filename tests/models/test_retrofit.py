@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import attnzoo
-from attnzoo.models.retrofit import ResidualMix
+from attnzoo.layers.residual_mix import ResidualMix
 
 
 @pytest.fixture(scope="module")

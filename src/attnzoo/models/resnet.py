@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers.registry import get_attn_class, get_conv_class, get_fusion_class
+from ..layers.residual_mix import wrap
 from .registry import register_model
-from .retrofit import wrap
 
 LayerSpec = Union[None, str, Callable[..., nn.Module]]
 LayerFactory = Optional[Callable[[int], nn.Module]]

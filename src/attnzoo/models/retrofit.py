@@ -20,35 +20,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
-import torch
 from torch import nn
 
+from ..layers.residual_mix import ResidualMix, wrap
+from .resnet import ResNet, _check_stages, _layer_factory
 
-class ResidualMix(nn.Module):
-    """``x + γ·(m(x) − x)`` (attention) or ``(x + r) + γ·(m(x, r) − (x + r))`` (fusion), γ from 0."""
-
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.module = module
-        self.gamma = nn.Parameter(torch.zeros(()))
-
-    def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if residual is None:
-            return x + self.gamma * (self.module(x) - x)
-        plain = x + residual
-        return plain + self.gamma * (self.module(x, residual) - plain)
-
-
-def wrap(factory):
-    """A layer factory whose modules come wrapped in :class:`ResidualMix` (keeps ``placement``)."""
-    if factory is None:
-        return None
-    def wrapped(channels: int) -> nn.Module:
-        module = factory(channels)
-        return module if getattr(module, "identity_at_init", False) else ResidualMix(module)
-
-    wrapped.placement = getattr(factory, "placement", "block")
-    return wrapped
+__all__ = ["ResidualMix", "retrofit", "wrap"]
 
 
 def retrofit(model: nn.Module, attn: Any = None, attn_options: Optional[dict] = None, attn_stages: Optional[Iterable[int]] = None,
@@ -59,8 +36,6 @@ def retrofit(model: nn.Module, attn: Any = None, attn_options: Optional[dict] = 
     The layout is what ``create_model(..., retrofit=True)`` builds, so a fine-tuned model's
     checkpoint rebuilds from its config.
     """
-    from .resnet import ResNet, _check_stages, _layer_factory
-
     if not isinstance(model, ResNet):
         raise ValueError(f"retrofit works on attnzoo ResNets, got {type(model).__name__}")
     for kind, spec, options, stages in (("attn", attn, attn_options, attn_stages), ("fusion", fusion, fusion_options, fusion_stages)):

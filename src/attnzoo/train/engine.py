@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from .. import __version__
+from .._version import __version__
 from ..data import TensorImageDataset, augment_defaults, load_dataset, random_crop_flip
 from ..utils.io import atomic_write_json, atomic_write_text, ensure_writable
 from ..utils import count_macs, count_params
