@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -90,7 +89,3 @@ def from_dirs(dirs: Sequence[str]) -> list[Path]:
     if not runs:
         raise ValueError(f"--from: no finished run (summary.json) under {', '.join(dirs)}")
     return runs
-
-
-def load_results(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())

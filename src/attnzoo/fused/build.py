@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Optional
@@ -103,7 +102,3 @@ def require() -> ModuleType:
     if module is None:
         raise RuntimeError(f"attnzoo fused kernels unavailable: {_state['error']}")
     return module
-
-
-def warn_unavailable() -> None:
-    warnings.warn(f"attnzoo fused kernels unavailable, the model keeps its PyTorch ops: {_state['error']}", stacklevel=3)

@@ -55,23 +55,10 @@ def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, wei
             kwargs = {**model_options, **options, **({"attn_options": attn_options} if attn_options else {})}
             return get_model_factory(name)(attn=attn, fusion=fusion, num_classes=num_classes, **kwargs)
 
-        if options.get("retrofit") or _is_plain(weights, source) and (attn is not None or fusion is not None):
-            from .weights import load_backbone
-
-            model = get_model_factory(name)(attn=attn, fusion=fusion, num_classes=num_classes, **{**options, "retrofit": True})
-            model.weights_report = load_backbone(model, weights, source, head)
-            return model
-        return create_pretrained(build, attn, weights, source, head, attn_options=options.pop("attn_options", None))
+        retrofit = options.pop("retrofit", None)  # None: decided by the checkpoint (plain + modules asked for)
+        return create_pretrained(build, attn, weights, source, head, attn_options=options.pop("attn_options", None),
+                                 retrofit=retrofit, adds_modules=attn is not None or fusion is not None)
     return get_model_factory(name)(attn=attn, fusion=fusion, num_classes=num_classes, **options)
-
-
-def _is_plain(weights, source: str) -> bool:
-    """Whether a checkpoint holds no attention or fusion module (a plain backbone)."""
-    from .weights import detect_source, get_source, is_new_module_key, read_state_dict, to_attnzoo
-
-    raw = read_state_dict(weights)
-    src = detect_source(list(raw)) if source == "auto" else get_source(source)
-    return not any(is_new_module_key(k) for k in to_attnzoo(raw, src, nn.Module()))
 
 
 def default_input_size(name: str) -> tuple[int, int]:

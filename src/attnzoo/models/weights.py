@@ -205,14 +205,22 @@ def _load(model: nn.Module, raw: dict[str, torch.Tensor], src: Source, path: str
 
 
 def create_pretrained(build, attn: Any, weights: str | Path, source: str = "auto", head: str = "keep", strict: bool = True,
-                      attn_options: Optional[dict[str, Any]] = None, model_options: Optional[dict[str, Any]] = None) -> nn.Module:
-    """``build(attn_options, model_options)`` with the source's options under the user's, then its weights loaded."""
+                      attn_options: Optional[dict[str, Any]] = None, retrofit: Optional[bool] = None,
+                      adds_modules: bool = False) -> nn.Module:
+    """``build(attn_options, model_options)`` with the source's options under the user's, then the
+    checkpoint (read once) loaded into it. ``retrofit=None``: retrofit when the model adds modules
+    (``adds_modules``) and the checkpoint holds none (``build`` then gets ``retrofit=True``)."""
     raw = read_state_dict(weights)
     src = detect_source(list(raw)) if source == "auto" else get_source(source)
+    if retrofit is None:
+        retrofit = adds_modules and not any(is_new_module_key(k) for k in to_attnzoo(raw, src, nn.Module()))
+    if retrofit:
+        model = build(attn_options or {}, {**src.model_options, "retrofit": True})
+        model.weights_report = _load_backbone(model, raw, src, weights, head)
+        return model
     options = {**(src.module_options.get(attn, {}) if isinstance(attn, str) else {}), **(attn_options or {})}
-    model = build(options, {**src.model_options, **(model_options or {})})
-    report = _load(model, raw, src, weights, strict, head)
-    model.weights_report = report  # what was loaded and skipped, for the caller to show
+    model = build(options, src.model_options)
+    model.weights_report = _load(model, raw, src, weights, strict, head)  # what was loaded and skipped
     return model
 
 
@@ -227,7 +235,12 @@ def is_new_module_key(key: str) -> bool:
 def load_backbone(model: nn.Module, path: str | Path, source: str = "auto", head: str = "reinit") -> LoadReport:
     """Load a plain network's weights into a (retrofitted) model: every key but the new attention
     and fusion modules' must be there and fit; the head may be re-initialised."""
-    report = load_weights(model, path, source, strict=False, head=head)
+    raw = read_state_dict(path)
+    return _load_backbone(model, raw, detect_source(list(raw)) if source == "auto" else get_source(source), path, head)
+
+
+def _load_backbone(model: nn.Module, raw: dict[str, torch.Tensor], src: Source, path: str | Path, head: str) -> LoadReport:
+    report = _load(model, raw, src, path, strict=False, head=head)
     report.new = [k for k in report.missing if is_new_module_key(k)]
     report.missing = [k for k in report.missing if not is_new_module_key(k)]
     if report.missing or report.unexpected or report.mismatched:

@@ -106,14 +106,6 @@ def verify(path: Path, expected: Optional[str] = None) -> None:
         raise CheckpointError(f"{path} does not match the checksum recorded in {path.parent / POINTER}: the file was altered or damaged")
 
 
-def record_file(directory: str | Path, name: str) -> None:
-    """Add (or update) ``name``'s checksum in the manifest, e.g. for ``best.safetensors``."""
-    manifest = read_manifest(directory)
-    if manifest is not None:
-        manifest.setdefault("sha256", {})[name] = sha256(Path(directory) / name)
-        atomic_write_json(Path(directory) / POINTER, manifest)
-
-
 def save_checkpoint(directory: str | Path, tag: str, weights: dict[str, torch.Tensor], state: dict[str, Any], metadata: dict[str, str],
                     extra_files: tuple[str, ...] = ()) -> Path:
     """Write checkpoint ``tag`` into ``directory``, make it the latest (with the checksums of its
