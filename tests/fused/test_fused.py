@@ -266,3 +266,21 @@ def test_rank1_sigmoid_scale_is_exact_over_the_whole_range(kernels):
     t = (s.double()[:, None, :] * u.double()[:, :, None] + v.double()[None, :, None]).clamp_min(0)
     expected = x.double() * torch.sigmoid(t).view(n, c, h, w)
     torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name, kernel", [("se", "pooled_gates"), ("cbam", "pooled_gates"), ("cbam_spatial", "pooled_gates"),
+                                          ("ha_soft", "rank1_sigmoid_scale"), ("eca", "scale"), ("ha_channel", "scale")])
+def test_converted_modules_run_their_kernel(kernels, monkeypatch, name, kernel):
+    # Equality with the PyTorch path holds whether or not a kernel ran: check that it did.
+    calls, real = [], K()
+
+    class Spy:
+        def __getattr__(self, attr):
+            calls.append(attr)
+            return getattr(real, attr)
+
+    m = fused.convert(randomize_(attnzoo.create_attn(name, 16)).eval())
+    monkeypatch.setitem(build._state, "module", Spy())
+    with torch.no_grad():
+        m(torch.randn(2, 16, 6, 5))
+    assert kernel in calls

@@ -79,7 +79,7 @@ def compare(run_dirs: Sequence[Path], out: Path, latency_batch: Optional[int] = 
     if localisation:
         from ..viz.localisation import add_localisation
 
-        add_localisation(results, [Path(s["_dir"]) for s in summaries if report._healthy(s)])
+        add_localisation(results, [Path(s["_dir"]) for s in summaries if report.is_healthy(s)])
     report.write_outputs(results, run_dirs, out, command)
     return results
 

@@ -30,7 +30,7 @@ def load_summaries(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
     return summaries
 
 
-def _healthy(s: dict[str, Any]) -> bool:
+def is_healthy(s: dict[str, Any]) -> bool:
     # Summaries written before health checks existed carry no flags: judged by accuracy alone.
     return s.get("healthy", s.get("last_top1") is not None)
 
@@ -40,11 +40,11 @@ def aggregate(summaries: Sequence[dict[str, Any]], reference: str = "plain") -> 
     groups: dict[str, list[dict]] = {}
     for s in summaries:
         groups.setdefault(s["variant"], []).append(s)
-    ref_by_seed = {s["seed"]: s["last_top1"] for s in groups.get(reference, []) if _healthy(s)}
+    ref_by_seed = {s["seed"]: s["last_top1"] for s in groups.get(reference, []) if is_healthy(s)}
     rows = []
     for variant, runs in groups.items():
         runs = sorted(runs, key=lambda s: s["seed"])
-        good = [s for s in runs if _healthy(s)]
+        good = [s for s in runs if is_healthy(s)]
         top1 = [s["last_top1"] for s in good]
         row: dict[str, Any] = {
             "variant": variant,
@@ -52,7 +52,7 @@ def aggregate(summaries: Sequence[dict[str, Any]], reference: str = "plain") -> 
             "healthy_runs": len(good),
             "seeds": [s["seed"] for s in runs],
             "top1_by_seed": {str(s["seed"]): s["last_top1"] for s in good},
-            "flagged": [{"seed": s["seed"], "top1": s["last_top1"], "flags": s.get("health_flags", ["no score"])} for s in runs if not _healthy(s)],
+            "flagged": [{"seed": s["seed"], "top1": s["last_top1"], "flags": s.get("health_flags", ["no score"])} for s in runs if not is_healthy(s)],
             "top1_mean": statistics.fmean(top1) if top1 else None,
             "top1_std": statistics.stdev(top1) if len(top1) > 1 else None,
             "params": runs[0]["params"],
