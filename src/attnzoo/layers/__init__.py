@@ -1,10 +1,10 @@
 """Attention and fusion modules, and the registries that name them."""
 
 from .bam import BAM
-from .cbam import CBAM, CBAMChannel, CBAMSpatial
-from .coord import CoordAttention
-from .eca import ECA
-from .gc import GlobalContext
+from .cbam import CBAM, CBAMChannel, CBAMSpatial, LightCBAM
+from .coord import CoordAttention, EfficientLocalAttention, SimpleCoordAttention, StripAttention
+from .eca import ECA, ECAM, CircularECA
+from .gc import GlobalContext, GlobalContextScale
 from .ge import GatherExcite
 from .hacnn import (
     HAChannelAttention,
@@ -40,8 +40,37 @@ from .simam import SimAM
 from .non_local import NonLocal2d
 from .self_attn import SelfAttention2d
 from .triplet import TripletAttention
+from .bat import BilinearAttentionalTransform
+from .botnet import BottleneckAttention
+from .halo import HaloAttention
+from .lambda_layer import LambdaLayer
+from .a2net import DoubleAttention
+from .ccnet import CrissCrossAttention
+from .danet import DANetChannelAttention, DANetPositionAttention, DualAttention
+from .ema import EfficientMultiScaleAttention
+from .psa import PolarizedSelfAttention
+from .shuffle import ShuffleAttention
 
 __all__ = [
+    "CrissCrossAttention",
+    "DANetChannelAttention",
+    "DANetPositionAttention",
+    "DoubleAttention",
+    "DualAttention",
+    "EfficientMultiScaleAttention",
+    "PolarizedSelfAttention",
+    "ShuffleAttention",
+    "BilinearAttentionalTransform",
+    "BottleneckAttention",
+    "CircularECA",
+    "ECAM",
+    "EfficientLocalAttention",
+    "GlobalContextScale",
+    "HaloAttention",
+    "LambdaLayer",
+    "LightCBAM",
+    "SimpleCoordAttention",
+    "StripAttention",
     "SelectiveKernelConv",
     "SplitAttentionConv",
     "create_conv",

@@ -80,3 +80,13 @@ class FusionModule(AttentionModule):
                 f"{type(self).__name__}: inputs must have the same shape, "
                 f"got x {tuple(x.shape)} and y {tuple(y.shape)}"
             )
+
+
+def group_norm(norm: nn.GroupNorm, z: torch.Tensor) -> torch.Tensor:
+    """``norm(z)``, also when each group holds a single value (a 1×1 map with one channel per
+    group), which ``F.group_norm`` refuses: the value minus its own mean is 0, so the result is
+    the bias."""
+    if z[0].numel() // norm.num_groups > 1:
+        return norm(z)
+    shape = (1, -1) + (1,) * (z.dim() - 2)
+    return (z - z) * norm.weight.view(shape) + norm.bias.view(shape)

@@ -215,3 +215,63 @@ class TwoGateProduct(torch.autograd.Function):
         grad_mc = (grad * x * ms).sum((2, 3)) if ctx.needs_input_grad[1] else None
         grad_ms = (grad * x * mc4).sum(1, keepdim=True) if ctx.needs_input_grad[2] else None
         return grad_x, grad_mc, grad_ms
+
+
+@register_attn("lcbam")
+class LightCBAM(AttentionModule):
+    """Light CBAM: CBAM with each pair of pooled maps blended into one before its transform.
+
+    ``Mc = σ(MLP(½ AvgPool(x) + ½ MaxPool(x)))`` (one MLP pass instead of two; global pools),
+    ``x' = x ⊙ Mc``; ``Ms = σ(BN(conv_k×k(½ mean_c(x') + ½ max_c(x'))))`` (a 1-channel conv,
+    no bias, then ``BatchNorm2d(1)``), ``y = x' ⊙ Ms``.
+
+    Args: channels ``C``; reduction (default 16), min_hidden (default 8), bias (default False):
+    the MLP ``C → C // r → C``; kernel_size ``k`` (default 7). With the defaults it is timm's
+    ``LightCbamModule``: 8,243 parameters at C = 256.
+
+    Reference: a timm variant of CBAM (Woo et al., ECCV 2018, arXiv:1807.06521); no paper.
+    Difference from timm: timm's light channel half calls ``sigmoid`` directly, so its
+    ``gate_layer`` argument has no effect and no hook can see that gate; here both halves gate
+    through a module named ``gate``.
+    """
+
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = False, kernel_size: int = 7) -> None:
+        super().__init__(channels)
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"LightCBAM: kernel_size must be a positive odd int, got {kernel_size}")
+        hidden = hidden_width(channels, reduction, min_hidden)
+        self.channel = _LightChannelGate(channels, hidden, bias)
+        self.spatial = _LightSpatialGate(kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        x = x * self.channel(x)
+        return x * self.spatial(x)
+
+
+class _LightChannelGate(nn.Module):
+    """``σ(MLP(½ avg + ½ max))`` as (N, C, 1, 1)."""
+
+    def __init__(self, channels: int, hidden: int, bias: bool) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = 0.5 * x.mean((2, 3)) + 0.5 * x.amax((2, 3))
+        return self.gate(pointwise(self.fc2, self.act(pointwise(self.fc1, pooled))))[:, :, None, None]
+
+
+class _LightSpatialGate(nn.Module):
+    """``σ(BN(conv(½ mean_c + ½ max_c)))`` as (N, 1, H, W)."""
+
+    def __init__(self, kernel_size: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.norm = nn.BatchNorm2d(1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gate(self.norm(self.conv(0.5 * x.mean(1, keepdim=True) + 0.5 * x.amax(1, keepdim=True))))

@@ -1,11 +1,12 @@
-"""Coordinate attention: gates along H and along W from strip-pooled features."""
+"""Coordinate attention and its strip-pooling relatives: gates along H and along W from strip-pooled
+features (``coord``, ``scoord``, ``strip``, ``ela``)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ._base import AttentionModule, hidden_width
+from ._base import AttentionModule, group_norm, hidden_width, rounded_width
 from .registry import register_attn
 
 
@@ -45,3 +46,120 @@ class CoordAttention(AttentionModule):
         g = self.gate(torch.cat([self.conv_h(f_h), self.conv_w(f_w)], dim=2))
         g_h, g_w = g.split([h, w], dim=2)
         return x * g_h * g_w.transpose(2, 3)
+
+
+def _strips(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strip means: ``mean_W(x)`` (N, C, H, 1) and ``mean_H(x)`` (N, C, 1, W)."""
+    return x.mean(3, keepdim=True), x.mean(2, keepdim=True)
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+    return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
+
+
+@register_attn("scoord")
+class SimpleCoordAttention(AttentionModule):
+    """Simplified coordinate attention: linear layers on each strip, one gate on their sum.
+
+    ``f^h = act(W_1 mean_W(x))`` per row and ``f^w = act(W_1 mean_H(x))`` per column (one shared
+    ``W_1: C → m``, no norm), ``a^h = W_h f^h``, ``a^w = W_w f^w`` (``m → C``), and
+    ``y = x ⊙ σ(a^h + a^w)`` (the row and column logits broadcast to H×W before the sigmoid;
+    coordinate attention multiplies two sigmoids instead).
+
+    Args: channels ``C``; reduction (default 6) and round_to (default 8): ``m = C / 6`` rounded to
+    a multiple of 8 (timm's ``rd_ratio=0.25, se_factor=2/3, rd_divisor=8``: m = 40 at C = 256);
+    bias (default True). SiLU activation. 31,272 parameters at C = 256, as timm's.
+
+    Reference: timm's ``SimpleCoordAttn``, a variant of Hou et al., CVPR 2021 (arXiv:2103.02907).
+    """
+
+    def __init__(self, channels: int, reduction: float = 6, round_to: int = 8, bias: bool = True) -> None:
+        super().__init__(channels)
+        hidden = rounded_width(channels, reduction, round_to)
+        self.fc1 = nn.Linear(channels, hidden, bias=bias)
+        self.act = nn.SiLU()
+        self.fc_h = nn.Linear(hidden, channels, bias=bias)
+        self.fc_w = nn.Linear(hidden, channels, bias=bias)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        rows, cols = x.mean(3).transpose(1, 2), x.mean(2).transpose(1, 2)  # (N, H, C), (N, W, C)
+        a_h = self.fc_h(self.act(self.fc1(rows))).transpose(1, 2)[:, :, :, None]  # (N, C, H, 1)
+        a_w = self.fc_w(self.act(self.fc1(cols))).transpose(1, 2)[:, :, None, :]  # (N, C, 1, W)
+        return x * self.gate(a_h + a_w)
+
+
+@register_attn("strip")
+class StripAttention(AttentionModule):
+    """Strip attention: a depthwise 1-D conv on each strip mean, one sigmoid on their sum.
+
+    ``a^h = dwconv_{k×1}(mean_W(x))`` (N, C, H, 1), ``a^w = dwconv_{1×k}(mean_H(x))`` (N, C, 1, W),
+    ``y = x ⊙ σ(a^h + a^w)``. With ``use_conv=False`` the strip means are the logits themselves
+    (no parameters).
+
+    Args: channels ``C``; kernel_size ``k`` (default 3, zero padding ``k // 2``); bias (default
+    False); use_conv (default True). 1,536 parameters at C = 256, as timm's ``StripAttn``.
+
+    Reference: timm's ``StripAttn`` (a minimal strip-pooling gate; compare Hou et al.,
+    "Strip Pooling", CVPR 2020, arXiv:2003.13328, whose block is larger).
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3, bias: bool = False, use_conv: bool = True) -> None:
+        super().__init__(channels)
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"StripAttention: kernel_size must be a positive odd int, got {kernel_size}")
+        k = kernel_size
+        self.conv_h = nn.Conv2d(channels, channels, (k, 1), padding=(k // 2, 0), groups=channels, bias=bias) if use_conv else nn.Identity()
+        self.conv_w = nn.Conv2d(channels, channels, (1, k), padding=(0, k // 2), groups=channels, bias=bias) if use_conv else nn.Identity()
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        rows, cols = _strips(x)
+        return x * self.gate(self.conv_h(rows) + self.conv_w(cols))
+
+
+@register_attn("ela")
+class EfficientLocalAttention(AttentionModule):
+    """Efficient local attention: coordinate attention without the channel reduction.
+
+    ``g^h = σ(GN(conv1d_k(mean_W(x))))`` along H and ``g^w = σ(GN(conv1d_k(mean_H(x))))`` along W,
+    with one depthwise, bias-free 1-D conv of ``k`` taps and one GroupNorm shared by the two
+    directions; ``y = x ⊙ g^h ⊙ g^w``.
+
+    Args: channels ``C``; kernel_size ``k`` (default 7); groups: GroupNorm groups (default 16;
+    the largest divisor of C not above it is used, so any C builds); variant: ``"paper"``
+    (default, the equation and the authors' code: 2,304 parameters at C = 256) or ``"timm"``
+    (timm's ``EfficientLocalAttn``: a conv and a one-group norm per direction and a SiLU before
+    the sigmoid: 4,608 parameters at C = 256).
+
+    Reference: Xu, Wan. "ELA: Efficient Local Attention for Deep Convolutional Neural Networks",
+    2024, arXiv:2403.01123 (Eq. 5-7; ELA-B: k = 7, 16 groups).
+
+    Differences from common public copies: a widely copied version reshapes the column gate to
+    (N, C, W, 1) instead of (N, C, 1, W), which is wrong whenever H ≠ W (and fails when the
+    shapes do not broadcast), and some use ``groups=32`` in the conv instead of a depthwise one.
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 7, groups: int = 16, variant: str = "paper") -> None:
+        super().__init__(channels)
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"EfficientLocalAttention: kernel_size must be a positive odd int, got {kernel_size}")
+        if variant not in ("paper", "timm"):
+            raise ValueError(f"EfficientLocalAttention: variant must be 'paper' or 'timm', got {variant!r}")
+        self.variant = variant
+        k, directions = kernel_size, 1 if variant == "paper" else 2
+        norm_groups = _largest_divisor(channels, groups) if variant == "paper" else 1
+        # One conv and one norm for both directions (paper), or one per direction (timm).
+        self.convs = nn.ModuleList(nn.Conv1d(channels, channels, k, padding=k // 2, groups=channels, bias=False) for _ in range(directions))
+        self.norms = nn.ModuleList(nn.GroupNorm(norm_groups, channels) for _ in range(directions))
+        self.act = nn.Identity() if variant == "paper" else nn.SiLU()
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        i_w = len(self.convs) - 1
+        g_h = self.gate(self.act(group_norm(self.norms[0], self.convs[0](x.mean(3)))))  # (N, C, H)
+        g_w = self.gate(self.act(group_norm(self.norms[i_w], self.convs[i_w](x.mean(2)))))  # (N, C, W)
+        return x * g_h[:, :, :, None] * g_w[:, :, None, :]

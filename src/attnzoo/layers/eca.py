@@ -1,4 +1,5 @@
-"""ECA: efficient channel attention, a 1-D convolution across channels."""
+"""ECA: efficient channel attention, a 1-D convolution across channels; its circular (``ceca``) and
+MLP (``ecam``) code variants."""
 
 from __future__ import annotations
 
@@ -7,8 +8,15 @@ import math
 import torch
 from torch import nn
 
-from ._base import AttentionModule
+from ._base import AttentionModule, rounded_width
 from .registry import register_attn
+
+
+def _kernel_size(owner: str, channels: int, kernel_size: int | None, gamma: float, beta: float, min_kernel_size: int) -> int:
+    k = max(eca_kernel_size(channels, gamma, beta), min_kernel_size) if kernel_size is None else kernel_size
+    if not isinstance(k, int) or k < 1 or k % 2 == 0:
+        raise ValueError(f"{owner}: kernel_size must be a positive odd int, got {k!r}")
+    return k
 
 
 def eca_kernel_size(channels: int, gamma: float = 2, beta: float = 1) -> int:
@@ -40,13 +48,13 @@ class ECA(AttentionModule):
     parameters, 86 more than ResNet-50).
     """
 
+    padding_mode = "zeros"
+
     def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1, min_kernel_size: int = 1) -> None:
         super().__init__(channels)
-        k = max(eca_kernel_size(channels, gamma, beta), min_kernel_size) if kernel_size is None else kernel_size
-        if k < 1 or k % 2 == 0:
-            raise ValueError(f"ECA: kernel_size must be a positive odd int, got {k}")
-        self.kernel_size = k
-        self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
+        self.kernel_size = _kernel_size(type(self).__name__, channels, kernel_size, gamma, beta, min_kernel_size)
+        k = self.kernel_size
+        self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False, padding_mode=self.padding_mode)
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,3 +64,63 @@ class ECA(AttentionModule):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_size={self.kernel_size}"
+
+
+@register_attn("ceca")
+class CircularECA(ECA):
+    """Circular ECA: ECA whose channel convolution wraps around (circular padding, not zeros).
+
+    ``y = x ⊙ σ(conv1d_k(GAP(x)))`` with ``GAP(x)`` padded circularly by ``(k − 1) / 2``: the first
+    and last channels are neighbours, so no channel sees zero padding (channels have no order
+    that makes the ends special).
+
+    Args: as :class:`ECA` (adaptive ``k``: 5 at C = 256).
+
+    Reference: the ECA equation of Wang et al., CVPR 2020 (arXiv:1910.03151); the circular
+    padding is timm's ``CecaModule`` (Chris Ha). timm clamps the adaptive ``k`` to at least 3
+    (``min_kernel_size=3`` here); the counts agree for C ≥ 8.
+    """
+
+    padding_mode = "circular"
+
+
+@register_attn("ecam")
+class ECAM(AttentionModule):
+    """ECA with a small MLP along the channel axis: a 1-tap expansion, ReLU, then the k-tap conv.
+
+    ``d = GAP(x)`` as a 1-channel sequence of length C; ``h = ReLU(W_1 d + b_1)`` with
+    ``W_1: 1 → m`` (a 1-tap conv, ``m`` channels), ``s = σ(conv1d_k(h) + b_2)`` (``m → 1``, k
+    taps, zero padding), ``y = x ⊙ s``. With ``pools="avg+max"`` the same MLP also runs on the
+    global max and the two logits are summed before the sigmoid (CBAM's pooling, ECA's conv).
+
+    Args: channels ``C``; kernel_size / gamma / beta / min_kernel_size: as :class:`ECA`
+    (adaptive ``k``); reduction: ``m = C / reduction`` rounded to a multiple of ``round_to``
+    (defaults 8 and 8: m = 32 at C = 256, timm's ``rd_ratio=1/8, rd_divisor=8``); pools:
+    ``"avg"`` (default) or ``"avg+max"``.
+
+    Reference: the ECA equation of Wang et al., CVPR 2020 (arXiv:1910.03151); ``ecam`` is
+    timm's name for ``EcaModule(use_mlp=True)``, an experiment of timm's, not of the paper
+    (225 parameters at C = 256, as timm's). ``pools="avg+max"`` is not in timm.
+    """
+
+    def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1,
+                 min_kernel_size: int = 3, reduction: float = 8, round_to: int = 8, pools: str = "avg") -> None:
+        super().__init__(channels)
+        if pools not in ("avg", "avg+max"):
+            raise ValueError(f"ECAM: pools must be 'avg' or 'avg+max', got {pools!r}")
+        self.pools = pools
+        self.kernel_size = k = _kernel_size("ECAM", channels, kernel_size, gamma, beta, min_kernel_size)
+        hidden = rounded_width(channels, reduction, round_to)
+        self.conv1 = nn.Conv1d(1, hidden, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv1d(hidden, 1, k, padding=(k - 1) // 2)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        descriptors = [x.mean((2, 3))] + ([x.amax((2, 3))] if self.pools == "avg+max" else [])
+        logits = sum(self.conv2(self.act(self.conv1(d[:, None, :])))[:, 0] for d in descriptors)
+        return x * self.gate(logits)[:, :, None, None]
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, kernel_size={self.kernel_size}, pools={self.pools!r}"

@@ -55,3 +55,25 @@ class GlobalContext(AttentionModule):
         context = torch.bmm(x.flatten(2), weights.to(x.dtype)[:, :, None]).view(n, c, 1, 1)
         t = self.fc2(self.act(self.norm(self.fc1(context))))
         return x + t if self.fuse == "add" else x * torch.sigmoid(t)
+
+
+@register_attn("gca")
+class GlobalContextScale(GlobalContext):
+    """Global context with the paper's other fusion: the context gates each channel, ``y = x ⊙ σ(t)``.
+
+    ``t`` as in :class:`GlobalContext` (softmax attention pooling, ``W_2 ReLU(LN(W_1 c))``), then
+    ``y = x ⊙ σ(t)`` broadcast over H×W: an SE whose squeeze is attention pooling rather than
+    a mean. Not identity at init (``W_2`` keeps its default init: σ(t) starts near 0.5).
+
+    Args: as :class:`GlobalContext`, with defaults reduction 8, min_hidden 1, ln_eps 1e-6 and
+    fuse ``"scale"``: 16,993 parameters at C = 256, the count of timm's ``GlobalContext``.
+
+    Reference: Cao et al., ICCV Workshops 2019, arXiv:1904.11492 (Table 4, "scaling" fusion).
+
+    Names: timm's ``create_attn`` uses the opposite names — its ``"gc"`` is this scaling form and
+    its ``"gca"`` the additive one. Here ``gc`` is the paper's best (additive) block and ``gca``
+    the gating form; pass ``fuse="add"`` to either for the other.
+    """
+
+    def __init__(self, channels: int, reduction: float = 8, min_hidden: int = 1, fuse: str = "scale", ln_eps: float = 1e-6) -> None:
+        super().__init__(channels, reduction=reduction, min_hidden=min_hidden, fuse=fuse, ln_eps=ln_eps)

@@ -34,13 +34,13 @@ def _attend(gate: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torc
     return out.transpose(1, 2).to(out_dtype)
 
 
-def _check_attention_size(module: AttentionModule, queries: int, keys: int, limit: int) -> None:
+def _check_attention_size(module: nn.Module, queries: int, keys: int, limit: int,
+                          remedy: str = "subsample keys (kv_stride / subsample), use a smaller feature map") -> None:
     if queries * keys > limit:
         raise ValueError(
             f"{type(module).__name__}: attention over {queries} query × {keys} key positions "
             f"needs {queries * keys} logits per image, above max_attn_elements={limit}; "
-            "subsample keys (kv_stride / subsample), use a smaller feature map, "
-            "or raise max_attn_elements"
+            f"{remedy}, or raise max_attn_elements"
         )
 
 

@@ -100,8 +100,11 @@ class Bottleneck(nn.Module):
             self.conv2: nn.Module = conv3x3(width, width, stride, groups)
             self.bn2: nn.Module = norm_layer(width)
             self.act2: nn.Module = nn.ReLU(inplace=True)
-        else:  # SK / split attention: the replacement brings its own BN and ReLU
-            self.conv2, self.bn2, self.act2 = conv_layer(width, stride), nn.Identity(), nn.Identity()
+        else:  # SK / split attention bring their own BN and ReLU; attention layers (BoTNet, ...) keep the block's
+            self.conv2 = conv_layer(width, stride)
+            own_norm = getattr(self.conv2, "includes_norm", True)
+            self.bn2 = nn.Identity() if own_norm else norm_layer(width)
+            self.act2 = nn.Identity() if own_norm else nn.ReLU(inplace=True)
         self.conv3 = conv1x1(width, out_planes)
         self.bn3 = norm_layer(out_planes)
         self.relu = nn.ReLU(inplace=True)
@@ -160,18 +163,22 @@ def _layer_factory(spec: LayerSpec, options: Optional[dict], kind: str) -> Layer
         raise ValueError(f"{kind} must be a registered name, a callable or None, got {spec!r}")
     opts = dict(options or {})
     factory = lambda channels: cls(channels, **opts)  # noqa: E731
-    factory.placement = getattr(cls, "placement", "block")  # "stage": between stages (BAM)
+    # "block": in every block; "stage": between stages (BAM); "head": after the last stage (DANet, CCNet).
+    factory.placement = getattr(cls, "placement", "block")
     return factory
 
 
 def _conv_factory(conv: Optional[str], options: Optional[dict]) -> ConvFactory:
-    """``(width, stride) -> module`` for a registered 3×3-conv replacement, or None."""
+    """``(width, stride) -> module`` for a registered 3×3-conv replacement, or None; its
+    ``default_stages`` is the class's (``"all"``, or ``"last"`` for BoTNet / HaloNet)."""
     if conv is None:
         if options:
             raise ValueError("conv_options given without conv")
         return None
     cls, opts = get_conv_class(conv), dict(options or {})
-    return lambda width, stride: cls(width, stride=stride, **opts)
+    factory = lambda width, stride: cls(width, stride=stride, **opts)  # noqa: E731
+    factory.default_stages = getattr(cls, "default_stages", "all")
+    return factory
 
 
 def _check_stages(stages: Optional[Iterable[int]], num_stages: int, kind: str) -> set[int]:
@@ -201,8 +208,10 @@ class ResNet(nn.Module):
         norm: ``"batch"`` (BatchNorm, default) or ``"group"`` (GroupNorm, 8 groups): batch-size
             independent, e.g. for tiny per-device batches.
         groups, width_per_group: ResNeXt cardinality and width (Bottleneck only).
-        conv: a registered 3×3-conv replacement (``"sk"``, ``"splat"``; see ``list_conv()``) for
-            every bottleneck, with ``conv_options``.
+        conv: a registered 3×3-conv replacement (``"sk"``, ``"splat"``, ``"bottleneck"``, ...; see
+            ``list_conv()``) for the bottlenecks of ``conv_stages``, with ``conv_options``.
+        conv_stages: 1-based stages whose bottlenecks get ``conv`` (default: the module's own choice,
+            every stage, or the last for ``bottleneck`` and ``halo`` as in BoTNet / HaloNet).
         stem: also ``"deep"``: three 3×3 convs (``stem_width``, ``stem_width``, ``2·stem_width``).
         avg_down: shortcut downsampling by average pooling before the 1×1 conv (ResNet-D).
         retrofit: wrap every attention and fusion module in a residual mix ``x + γ·(m(x) − x)``
@@ -231,6 +240,7 @@ class ResNet(nn.Module):
         width_per_group: int = 64,
         conv: Optional[str] = None,
         conv_options: Optional[dict[str, Any]] = None,
+        conv_stages: Optional[Iterable[int]] = None,
         stem_width: int = 32,
         avg_down: bool = False,
         retrofit: bool = False,
@@ -243,22 +253,28 @@ class ResNet(nn.Module):
         if norm not in _NORMS:
             raise ValueError(f"norm must be one of {sorted(_NORMS)}, got {norm!r}")
         self.num_classes, self.shortcut, self.avg_down, self.norm_layer = num_classes, shortcut, avg_down, _NORMS[norm]
-        self.block_options = {"groups": groups, "base_width": width_per_group, "conv_layer": _conv_factory(conv, conv_options)}
+        self.block_options = {"groups": groups, "base_width": width_per_group}
+        conv_layer = _conv_factory(conv, conv_options)
+        if conv_stages is None and conv_layer is not None and conv_layer.default_stages == "last":
+            conv_stages = [len(layers)]
+        conv_at = _check_stages(conv_stages, len(layers), "conv")
         self._make_stem(stem, in_chans, widths[0], stem_width)
         attn_layer = _layer_factory(attn, attn_options, "attn")
         fusion_layer = _layer_factory(fusion, fusion_options, "fusion")
         if retrofit:  # every module behind a learnable residual mix at 0 (see models/retrofit.py)
             attn_layer, fusion_layer = wrap(attn_layer), wrap(fusion_layer)
-        stage_attn = attn_layer is not None and attn_layer.placement == "stage"
+        stage_attn = attn_layer is not None and attn_layer.placement in ("stage", "head")
         attn_at = _check_stages(attn_stages, len(layers), "attn")
         if stage_attn and attn_stages is None:
-            attn_at = set(range(1, len(layers)))  # after every stage but the last, as in BAM
+            # BAM: after every stage but the last; a head (DANet, CCNet): after the last one.
+            attn_at = set(range(1, len(layers))) if attn_layer.placement == "stage" else {len(layers)}
         fusion_at = _check_stages(fusion_stages, len(layers), "fusion")
         for i, (planes, blocks) in enumerate(zip(widths, layers), start=1):
             block_attn = attn_layer if i in attn_at and not stage_attn else None
-            stage = self._make_stage(block, planes, blocks, 1 if i == 1 else 2, block_attn, fusion_layer if i in fusion_at else None)
+            stage = self._make_stage(block, planes, blocks, 1 if i == 1 else 2, block_attn, fusion_layer if i in fusion_at else None,
+                                     conv_layer if i in conv_at else None)
             self.add_module(f"layer{i}", stage)
-        # Stage-level attention (BAM) refines a stage's output before the next stage.
+        # Stage-level attention (BAM, heads) refines a stage's output before the next stage / the pool.
         self.stage_attn = nn.ModuleDict(
             {f"layer{i}": attn_layer(widths[i - 1] * block.expansion) for i in sorted(attn_at)} if stage_attn else {}
         )
@@ -290,7 +306,7 @@ class ResNet(nn.Module):
         self.bn1 = self.norm_layer(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
 
-    def _make_stage(self, block, planes, blocks, stride, attn_layer, fusion_layer) -> nn.Sequential:
+    def _make_stage(self, block, planes, blocks, stride, attn_layer, fusion_layer, conv_layer) -> nn.Sequential:
         out_planes = planes * block.expansion
         downsample = None
         if stride != 1 or self.inplanes != out_planes:
@@ -301,7 +317,7 @@ class ResNet(nn.Module):
                 downsample = nn.Sequential(pool, conv1x1(self.inplanes, out_planes), self.norm_layer(out_planes))
             else:
                 downsample = nn.Sequential(conv1x1(self.inplanes, out_planes, stride), self.norm_layer(out_planes))
-        opts = self.block_options
+        opts = {**self.block_options, "conv_layer": conv_layer}
         layers = [block(self.inplanes, planes, stride, downsample, attn_layer, fusion_layer, self.norm_layer, **opts)]
         self.inplanes = out_planes
         layers += [block(out_planes, planes, 1, None, attn_layer, fusion_layer, self.norm_layer, **opts) for _ in range(1, blocks)]
@@ -402,6 +418,25 @@ def resnest50(**kwargs) -> ResNet:
     the paper's 27.5M."""
     kwargs.setdefault("conv", "splat")
     return _imagenet_resnet(Bottleneck, (3, 4, 6, 3), stem="deep", avg_down=True, **kwargs)
+
+
+@register_model
+def botnet50(**kwargs) -> ResNet:
+    """BoT50 (Srinivas et al., CVPR 2021): ResNet-50 whose last-stage 3×3 convs are multi-head
+    self-attention (4 heads, relative positions for a 14×14 map, the c5 input at 224²):
+    20,859,176 parameters at 1000 classes, the paper's 20.8M (Table 14) to 0.3%."""
+    kwargs.setdefault("conv", "bottleneck")
+    kwargs.setdefault("conv_options", {"feat_size": 14})
+    return _imagenet_resnet(Bottleneck, (3, 4, 6, 3), **kwargs)
+
+
+@register_model
+def lambda_resnet50(**kwargs) -> ResNet:
+    """LambdaResNet-50 (Bello, ICLR 2021): ResNet-50 with every 3×3 conv a lambda layer (k = 16,
+    h = 4, u = 1, lambda convolution of scope 23): see the count in the test suite against the
+    paper's 15.0M."""
+    kwargs.setdefault("conv", "lambda")
+    return _imagenet_resnet(Bottleneck, (3, 4, 6, 3), **kwargs)
 
 
 @register_model

@@ -1,0 +1,79 @@
+"""BAT: non-local block whose attention is a grouped bilinear transform of rows and columns."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._base import AttentionModule, rounded_width
+from .registry import register_attn
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """1×1 conv (no bias) + BatchNorm + ReLU."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+@register_attn("bat")
+class BilinearAttentionalTransform(AttentionModule):
+    """Grouped bilinear attentional transform (BAT), added back as a residual.
+
+    ``u = φ(x)`` (1×1 conv + BN + ReLU, ``C → m``); the feature map is cut into a ``b × b`` grid of
+    blocks of ``t_h × t_w`` pixels (``H = b·t_h``). From ``a = ReLU(BN(W_a u))`` (``m → G``)
+    max-pooled to ``b`` rows and to ``b`` columns, two convs predict per image and group a row
+    matrix ``P`` and a column matrix ``Q`` (``b × b`` each, sigmoid, ``P`` rows and ``Q`` columns
+    normalised to sum 1). Every channel of group ``g`` is transformed bilinearly over the block
+    grid, ``v = (P_g ⊗ I) u (Q_g ⊗ I)`` — block (i, j) receives ``Σ_kl P_ik u_kl Q_lj`` at the same
+    offset inside the block — then ``z = ψ(ρ(v))`` (1×1 conv + BN + ReLU ``m → m``, then ``m → C``)
+    and ``y = x + Dropout2d(z)``.
+
+    Args: channels ``C``; block_size ``b`` (default 7); groups ``G`` (default 2); reduction
+    (default 4) and round_to (default 8): ``m = C / 4`` rounded to a multiple of 8; drop_rate of the
+    Dropout2d (default 0.2). 40,704 parameters at C = 256, as timm's ``BatNonLocalAttn``.
+
+    Sizes that are not a multiple of ``b`` are zero-padded at the bottom/right to the next
+    multiple and cropped back (timm and the authors' code assert divisibility instead), so any
+    H × W works; rows or columns of padding carry no signal into the real ones.
+
+    Reference: Chi, Yuan, Yu, Zhang, Zhang, Sun. "Non-Local Neural Networks With Grouped Bilinear
+    Attentional Transforms", CVPR 2020 (Sec. 3).
+    """
+
+    def __init__(self, channels: int, block_size: int = 7, groups: int = 2, reduction: float = 4, round_to: int = 8, drop_rate: float = 0.2) -> None:
+        super().__init__(channels)
+        if block_size < 1 or groups < 1:
+            raise ValueError(f"BilinearAttentionalTransform: block_size and groups must be >= 1, got {block_size}, {groups}")
+        hidden = rounded_width(channels, reduction, round_to)
+        if hidden % groups:
+            raise ValueError(f"BilinearAttentionalTransform: hidden width {hidden} is not divisible by groups={groups}")
+        self.block_size, self.groups = block_size, groups
+        b = block_size
+        self.reduce = conv_bn_relu(channels, hidden)
+        self.descriptor = conv_bn_relu(hidden, groups)
+        self.row_conv = nn.Conv2d(groups, b * b * groups, (b, 1))
+        self.col_conv = nn.Conv2d(groups, b * b * groups, (1, b))
+        self.gate = nn.Sigmoid()
+        self.mix = conv_bn_relu(hidden, hidden)
+        self.expand = conv_bn_relu(hidden, channels)
+        self.dropout = nn.Dropout2d(drop_rate)
+
+    def transforms(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row and column matrices ``P``, ``Q``, each (N, G, b, b)."""
+        n, b, g = u.shape[0], self.block_size, self.groups
+        a = self.descriptor(u)
+        p = self.gate(self.row_conv(F.adaptive_max_pool2d(a, (b, 1))).view(n, g, b, b))
+        q = self.gate(self.col_conv(F.adaptive_max_pool2d(a, (1, b))).view(n, g, b, b))
+        return p / p.sum(3, keepdim=True), q / q.sum(2, keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        u = self.reduce(x)
+        p, q = self.transforms(u)
+        n, m, h, w = u.shape
+        b, g = self.block_size, self.groups
+        t_h, t_w = -(-h // b), -(-w // b)
+        padded = F.pad(u, (0, t_w * b - w, 0, t_h * b - h)).view(n, g, m // g, b, t_h, b, t_w)
+        v = torch.einsum("ngik,ngckulv,nglj->ngciujv", p, padded, q).reshape(n, m, t_h * b, t_w * b)
+        z = self.expand(self.mix(v[:, :, :h, :w]))
+        return x + self.dropout(z)
