@@ -71,6 +71,15 @@ def test_bench_modules_writes_table_json_markdown_and_plot(tmp_path, capsys):
     assert (out / "modules-cpu-fp32.png").stat().st_size > 5_000
 
 
+def test_bench_modules_skips_a_module_that_refuses_the_shape_and_says_why(tmp_path, capsys):
+    out = tmp_path / "b"
+    assert main(["bench", "modules", "eca", "bottleneck", "--channels", "16", "--size", "20", "--batch", "1", "--no-backward",
+                 "--rounds", "1", "--warmup", "0", "--threads", "1", "--out", str(out)]) == 0
+    assert "Skipped bottleneck at this shape: BottleneckAttention: input of 20×20 exceeds feat_size=16" in capsys.readouterr().out
+    result = json.loads((out / "modules-cpu-fp32.json").read_text())
+    assert [r["name"] for r in result["rows"]] == ["copy", "eca"] and set(result["skipped"]) == {"bottleneck"}
+
+
 def test_bench_models_ratios_to_plain(tmp_path):
     out = tmp_path / "m"
     assert main(["bench", "models", "plain", "se", "bam", "--model", "cifar_resnet8", "--size", "16", "--batch", "2",

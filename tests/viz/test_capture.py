@@ -65,3 +65,23 @@ def test_layer_filter():
     model = attnzoo.create_model("cifar_resnet8", attn="se", num_classes=10)
     assert [n for n, _, _ in attention_modules(model, ["layer3"])] == ["layer3.0.attn"]
     assert [n for n, _, _ in attention_modules(model, ["*.attn"])] == ["layer1.0.attn", "layer2.0.attn", "layer3.0.attn"]
+
+
+def test_second_wave_gates_are_captured_with_their_meaning():
+    x = torch.randn(2, 16, 7, 5)
+    expected = {  # module -> {record name: (kind, shape of .tensor)}
+        "lcbam": {"channel": ("channel", (2, 16)), "spatial": ("spatial", (2, 7, 5))},
+        "psa": {"channel": ("channel", (2, 16)), "spatial": ("spatial", (2, 7, 5))},
+        "ecam": {"": ("channel", (2, 16))},
+        "ceca": {"": ("channel", (2, 16))},
+        "strip": {"": ("full", (2, 16, 7, 5))},
+        "scoord": {"": ("full", (2, 16, 7, 5))},
+        "danet_position": {"": ("rows", (2, 35, 35))},
+    }
+    for name, records in expected.items():
+        m = randomize_(attnzoo.create_attn(name, 16)).eval()
+        with capture_attention(m) as maps:
+            y = m(x)
+        assert {k: (r.kind, tuple(r.tensor.shape)) for k, r in maps.items()} == records, name
+        if name in ("strip", "scoord"):  # a full map is the gate itself: y = x ⊙ gate
+            torch.testing.assert_close(maps[""].tensor, y / x)

@@ -177,8 +177,16 @@ def bench_modules(
     x = torch.randn(batch, channels, size, size, device=dev).contiguous(memory_format=fmt)
     y = torch.randn_like(x)
     modules: dict[str, torch.nn.Module] = {"copy": _Copy()}
+    skipped: dict[str, str] = {}
     for name in names:
-        modules[name] = _maybe_fused(create_module(name, channels).to(dev).eval(), fused)
+        module = _maybe_fused(create_module(name, channels).to(dev).eval(), fused)
+        try:  # a module that refuses this shape (BoTNet beyond its feat_size, a too-large attention matrix)
+            with torch.no_grad():
+                module(*((x, y) if module_kind(name) == "fusion" else (x,)))
+        except ValueError as e:
+            skipped[name] = str(e)
+            continue
+        modules[name] = module
     inputs = {name: (x, y) if name != "copy" and module_kind(name) == "fusion" else (x,) for name in modules}
     run = {name: (torch.compile(m) if compile and name != "copy" else m) for name, m in modules.items()}
     # Each module is timed next to its own copy of the input, every round: see time_paired.
@@ -200,6 +208,7 @@ def bench_modules(
                   "control_ratio": fwd.get("__control__", {}).get("ratio")},
         "machine": machine_info(torch.get_num_threads(), fused),
         "rows": rows,
+        "skipped": skipped,
     }
 
 
@@ -386,6 +395,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         elif has_train:
             cells += ["—", "—", "—"]
         lines.append("| " + " | ".join(cells) + " |")
+    for name, reason in result.get("skipped", {}).items():
+        lines += ["", f"Skipped {name} at this shape: {reason}"]
     if result["kind"] == "modules":
         lines += ["", "floor ×: passes over memory the module needs in principle, in copies of the input, when each step "
                   "streams the whole tensor (one that kept a group of images in cache across its steps could reach 1.0): "

@@ -15,6 +15,13 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
+def _adaptive_max(t: torch.Tensor, bins: int) -> torch.Tensor:
+    """``adaptive_max_pool1d`` along the last axis, written out (ONNX has no adaptive max pool):
+    bin ``i`` covers ``[⌊i·L/b⌋, ⌈(i+1)·L/b⌉)``."""
+    length = t.shape[-1]
+    return torch.stack([t[..., i * length // bins:-(-(i + 1) * length // bins)].amax(-1) for i in range(bins)], dim=-1)
+
+
 @register_attn("bat")
 class BilinearAttentionalTransform(AttentionModule):
     """Grouped bilinear attentional transform (BAT), added back as a residual.
@@ -62,8 +69,10 @@ class BilinearAttentionalTransform(AttentionModule):
         """Row and column matrices ``P``, ``Q``, each (N, G, b, b)."""
         n, b, g = u.shape[0], self.block_size, self.groups
         a = self.descriptor(u)
-        p = self.gate(self.row_conv(F.adaptive_max_pool2d(a, (b, 1))).view(n, g, b, b))
-        q = self.gate(self.col_conv(F.adaptive_max_pool2d(a, (1, b))).view(n, g, b, b))
+        rows = _adaptive_max(a.amax(3), b)[..., None]  # (N, G, b, 1)
+        cols = _adaptive_max(a.amax(2), b)[:, :, None, :]  # (N, G, 1, b)
+        p = self.gate(self.row_conv(rows).view(n, g, b, b))
+        q = self.gate(self.col_conv(cols).view(n, g, b, b))
         return p / p.sum(3, keepdim=True), q / q.sum(2, keepdim=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -240,8 +240,8 @@ class LightCBAM(AttentionModule):
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"LightCBAM: kernel_size must be a positive odd int, got {kernel_size}")
         hidden = hidden_width(channels, reduction, min_hidden)
-        self.channel = _LightChannelGate(channels, hidden, bias)
-        self.spatial = _LightSpatialGate(kernel_size)
+        self.channel = LightCBAMChannel(channels, hidden, bias)
+        self.spatial = LightCBAMSpatial(kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -249,7 +249,7 @@ class LightCBAM(AttentionModule):
         return x * self.spatial(x)
 
 
-class _LightChannelGate(nn.Module):
+class LightCBAMChannel(nn.Module):
     """``σ(MLP(½ avg + ½ max))`` as (N, C, 1, 1)."""
 
     def __init__(self, channels: int, hidden: int, bias: bool) -> None:
@@ -264,7 +264,7 @@ class _LightChannelGate(nn.Module):
         return self.gate(pointwise(self.fc2, self.act(pointwise(self.fc1, pooled))))[:, :, None, None]
 
 
-class _LightSpatialGate(nn.Module):
+class LightCBAMSpatial(nn.Module):
     """``σ(BN(conv(½ mean_c + ½ max_c)))`` as (N, 1, H, W)."""
 
     def __init__(self, kernel_size: int) -> None:

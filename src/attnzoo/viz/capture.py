@@ -8,13 +8,19 @@ not capturing. What a gate's output means depends on its owner:
 =================================  =========  ===============================================
 owner                              kind       tensor
 =================================  =========  ===============================================
-CBAMSpatial, HASpatialAttention    spatial    (N, H, W) map, the module's gate output
+CBAMSpatial, HASpatialAttention,   spatial    (N, H, W) map, the module's gate output
+the spatial halves of LightCBAM
+and PolarizedSelfAttention
 SqueezeExcite, CBAMChannel,        channel    (N, C) per-channel weights
-HAChannelAttention
+HAChannelAttention, ECA (and
+CircularECA), ECAM, the channel
+halves of LightCBAM and PSA
 MSCAM (alone or in AFF / iAFF)     full       (N, C, H, W) weights M; its global branch's
                                               sigmoid is also kept as ``channel``
-HASoftAttention                    full       (N, C, H, W) soft attention
-SelfAttention2d, NonLocal2d        rows       (N, H·W, L) attention rows (query × key)
+HASoftAttention, StripAttention,   full       (N, C, H, W) gate
+SimpleCoordAttention
+SelfAttention2d, NonLocal2d,       rows       (N, H·W, L) attention rows (query × key)
+DANetPositionAttention
 HardRegionAttention                regions    (N, K, 2, 3) affine θ of the K regions
 =================================  =========  ===============================================
 
@@ -34,8 +40,12 @@ import torch
 from torch import nn
 
 from ..layers import (
+    ECA,
+    ECAM,
     CBAMChannel,
     CBAMSpatial,
+    SimpleCoordAttention,
+    StripAttention,
     HAChannelAttention,
     HardRegionAttention,
     HASoftAttention,
@@ -45,11 +55,13 @@ from ..layers import (
     SelfAttention2d,
     SqueezeExcite,
 )
+from ..layers.cbam import LightCBAMChannel, LightCBAMSpatial
+from ..layers.psa import PolarizedChannel, PolarizedSpatial
 
 _KINDS: tuple[tuple[type, str], ...] = (
-    ((CBAMSpatial, HASpatialAttention), "spatial"),
-    ((SqueezeExcite, CBAMChannel, HAChannelAttention), "channel"),
-    ((MSCAM, HASoftAttention), "full"),
+    ((CBAMSpatial, HASpatialAttention, LightCBAMSpatial, PolarizedSpatial), "spatial"),
+    ((SqueezeExcite, CBAMChannel, HAChannelAttention, ECA, ECAM, LightCBAMChannel, PolarizedChannel), "channel"),
+    ((MSCAM, HASoftAttention, StripAttention, SimpleCoordAttention), "full"),
     ((SelfAttention2d, NonLocal2d), "rows"),
     ((HardRegionAttention,), "regions"),
 )
