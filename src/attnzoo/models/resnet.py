@@ -191,6 +191,19 @@ def _check_stages(stages: Optional[Iterable[int]], num_stages: int, kind: str) -
     return chosen
 
 
+def _stages_for(factory: Any, stages: Optional[Iterable[int]], num_stages: int, kind: str) -> set[int]:
+    """The 1-based stages that get ``factory``: ``stages`` if given, else where its paper puts it —
+    every stage, after every stage but the last (BAM, ``placement="stage"``), or the last stage only
+    (heads such as DANet, ``placement="head"``; BoTNet / HaloNet convs, ``default_stages="last"``)."""
+    if stages is None and factory is not None:
+        where = getattr(factory, "placement", None) or getattr(factory, "default_stages", None)
+        if where == "stage":
+            return set(range(1, num_stages))
+        if where in ("head", "last"):
+            return {num_stages}
+    return _check_stages(stages, num_stages, kind)
+
+
 class ResNet(nn.Module):
     """ResNet with optional attention / fusion modules in the blocks of chosen stages.
 
@@ -255,19 +268,14 @@ class ResNet(nn.Module):
         self.num_classes, self.shortcut, self.avg_down, self.norm_layer = num_classes, shortcut, avg_down, _NORMS[norm]
         self.block_options = {"groups": groups, "base_width": width_per_group}
         conv_layer = _conv_factory(conv, conv_options)
-        if conv_stages is None and conv_layer is not None and conv_layer.default_stages == "last":
-            conv_stages = [len(layers)]
-        conv_at = _check_stages(conv_stages, len(layers), "conv")
+        conv_at = _stages_for(conv_layer, conv_stages, len(layers), "conv")
         self._make_stem(stem, in_chans, widths[0], stem_width)
         attn_layer = _layer_factory(attn, attn_options, "attn")
         fusion_layer = _layer_factory(fusion, fusion_options, "fusion")
         if retrofit:  # every module behind a learnable residual mix at 0 (see models/retrofit.py)
             attn_layer, fusion_layer = wrap(attn_layer), wrap(fusion_layer)
         stage_attn = attn_layer is not None and attn_layer.placement in ("stage", "head")
-        attn_at = _check_stages(attn_stages, len(layers), "attn")
-        if stage_attn and attn_stages is None:
-            # BAM: after every stage but the last; a head (DANet, CCNet): after the last one.
-            attn_at = set(range(1, len(layers))) if attn_layer.placement == "stage" else {len(layers)}
+        attn_at = _stages_for(attn_layer, attn_stages, len(layers), "attn")
         fusion_at = _check_stages(fusion_stages, len(layers), "fusion")
         for i, (planes, blocks) in enumerate(zip(widths, layers), start=1):
             block_attn = attn_layer if i in attn_at and not stage_attn else None
