@@ -166,3 +166,34 @@ def test_empty_input_is_a_clear_error(name):
     m = attnzoo.create_attn(name, 8)
     with pytest.raises(ValueError, match=r"got an empty input of shape \(0, 8, 4, 4\); expected at least one image"):
         m(torch.randn(0, 8, 4, 4))
+
+
+def _gate_options(name: str) -> dict:
+    import inspect
+
+    params = inspect.signature(attnzoo.layers.get_module_class(name).__init__).parameters
+    return {k: params[k].default for k in ("act_layer", "gate_layer") if k in params}
+
+
+TAKES_LAYERS = [n for n in ALL_MODULES if _gate_options(n)]
+
+
+def test_the_common_modules_take_their_activation_and_gate_by_name():
+    assert {"se", "ese", "eca", "ceca", "ecam", "cbam", "cbam_channel", "cbam_spatial", "lcbam", "coord", "scoord", "strip",
+            "ela", "gc", "gca"} <= set(TAKES_LAYERS)
+
+
+@pytest.mark.parametrize("name", TAKES_LAYERS)
+def test_act_and_gate_layers_are_construction_time_choices(name):
+    options = _gate_options(name)
+    swapped = {k: ("hard_sigmoid" if v == "sigmoid" else "sigmoid") if k == "gate_layer" else ("silu" if v != "silu" else "gelu")
+               for k, v in options.items()}
+    default, other = randomize_(build(name, C)).eval(), build(name, C, **swapped).eval()
+    other.load_state_dict(default.state_dict())
+    expected_types = {{"sigmoid": torch.nn.Sigmoid, "silu": torch.nn.SiLU, "gelu": torch.nn.GELU}.get(v) for v in swapped.values()} - {None}
+    assert expected_types <= {type(m) for m in other.modules()}
+    x = torch.randn(2, C, 6, 5)
+    with torch.no_grad():
+        assert not torch.allclose(default(x), other(x)), f"{name}: {swapped} changed nothing"
+    with pytest.raises(ValueError, match=r"unknown activation 'nope'; valid names: .*hard_sigmoid.*sigmoid"):
+        build(name, C, **{next(iter(options)): "nope"})

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ._base import AttentionModule, hidden_width, hooked, pointwise
+from .activations import ActLayer, create_act
 from .registry import register_attn
 
 POOLS = ("avg+max", "avg", "max")
@@ -28,6 +29,7 @@ class CBAMChannel(AttentionModule):
         bias: bias in the MLP (default True, as in the official code's ``nn.Linear``).
         pools: ``"avg+max"`` (default, the paper), or ``"avg"`` / ``"max"`` alone — the paper's
             pooling ablation (Table 1); ``"avg"`` is SE with CBAM's MLP.
+        act_layer, gate_layer: by name or module class (defaults ``"relu"``, ``"sigmoid"``).
 
     Reference: Woo, Park, Lee, Kweon. "CBAM: Convolutional Block Attention Module",
     ECCV 2018, arXiv:1807.06521.
@@ -37,7 +39,8 @@ class CBAMChannel(AttentionModule):
     gate; here the pools are global.
     """
 
-    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True, pools: str = "avg+max") -> None:
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True, pools: str = "avg+max",
+                 act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
         if pools not in POOLS:
             raise ValueError(f"CBAMChannel: pools must be one of {', '.join(POOLS)}, got {pools!r}")
@@ -45,10 +48,10 @@ class CBAMChannel(AttentionModule):
         hidden = hidden_width(channels, reduction, min_hidden)
         self.mlp = nn.Sequential(
             nn.Conv2d(channels, hidden, 1, bias=bias),
-            nn.ReLU(inplace=True),
+            create_act(act_layer, "act_layer"),
             nn.Conv2d(hidden, channels, 1, bias=bias),
         )
-        self.gate = nn.Sigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """``Mc`` (N, C): the shared MLP on each global pool, summed, then the sigmoid."""
@@ -90,7 +93,7 @@ class CBAMSpatial(AttentionModule):
     Reference: Woo et al., ECCV 2018, arXiv:1807.06521 (Sec. 3, Fig. 2).
     """
 
-    def __init__(self, channels: int, kernel_size: int = 7, variant: str = "official") -> None:
+    def __init__(self, channels: int, kernel_size: int = 7, variant: str = "official", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"CBAMSpatial: kernel_size must be a positive odd int, got {kernel_size}")
@@ -102,7 +105,7 @@ class CBAMSpatial(AttentionModule):
         self.norm = nn.BatchNorm2d(1) if with_bn else nn.Identity()
         if variant == "official":
             nn.init.zeros_(self.norm.weight)
-        self.gate = nn.Sigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """``Ms`` (N, 1, H, W) from the channel-wise mean and max maps of ``x``."""
@@ -144,6 +147,7 @@ class CBAM(AttentionModule):
         channels: input channels ``C``.
         reduction, min_hidden, bias, pools: of the channel MLP (defaults 16, 8, True, ``"avg+max"``).
         kernel_size, variant: of the spatial conv (defaults 7, ``"official"``: see :class:`CBAMSpatial`).
+        act_layer, gate_layer: the MLP's activation and both halves' gates (defaults ``"relu"``, ``"sigmoid"``).
 
     Reference: Woo et al., "CBAM", ECCV 2018, arXiv:1807.06521. In a ResNet it sits on the
     residual branch after the last BN, before the identity is added (paper Fig. 3).
@@ -158,10 +162,12 @@ class CBAM(AttentionModule):
         kernel_size: int = 7,
         variant: str = "official",
         pools: str = "avg+max",
+        act_layer: ActLayer = "relu",
+        gate_layer: ActLayer = "sigmoid",
     ) -> None:
         super().__init__(channels)
-        self.channel = CBAMChannel(channels, reduction=reduction, min_hidden=min_hidden, bias=bias, pools=pools)
-        self.spatial = CBAMSpatial(channels, kernel_size=kernel_size, variant=variant)
+        self.channel = CBAMChannel(channels, reduction=reduction, min_hidden=min_hidden, bias=bias, pools=pools, act_layer=act_layer, gate_layer=gate_layer)
+        self.spatial = CBAMSpatial(channels, kernel_size=kernel_size, variant=variant, gate_layer=gate_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -226,7 +232,8 @@ class LightCBAM(AttentionModule):
     no bias, then ``BatchNorm2d(1)``), ``y = x' ⊙ Ms``.
 
     Args: channels ``C``; reduction (default 16), min_hidden (default 8), bias (default False):
-    the MLP ``C → C // r → C``; kernel_size ``k`` (default 7). With the defaults it is timm's
+    the MLP ``C → C // r → C``; kernel_size ``k`` (default 7); act_layer, gate_layer (defaults
+    ``"relu"``, ``"sigmoid"``). With the defaults it is timm's
     ``LightCbamModule``: 8,243 parameters at C = 256.
 
     Reference: a timm variant of CBAM (Woo et al., ECCV 2018, arXiv:1807.06521); no paper.
@@ -235,13 +242,14 @@ class LightCBAM(AttentionModule):
     through a module named ``gate``.
     """
 
-    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = False, kernel_size: int = 7) -> None:
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = False, kernel_size: int = 7,
+                 act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"LightCBAM: kernel_size must be a positive odd int, got {kernel_size}")
         hidden = hidden_width(channels, reduction, min_hidden)
-        self.channel = LightCBAMChannel(channels, hidden, bias)
-        self.spatial = LightCBAMSpatial(kernel_size)
+        self.channel = LightCBAMChannel(channels, hidden, bias, act_layer, gate_layer)
+        self.spatial = LightCBAMSpatial(kernel_size, gate_layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -252,12 +260,12 @@ class LightCBAM(AttentionModule):
 class LightCBAMChannel(nn.Module):
     """``σ(MLP(½ avg + ½ max))`` as (N, C, 1, 1)."""
 
-    def __init__(self, channels: int, hidden: int, bias: bool) -> None:
+    def __init__(self, channels: int, hidden: int, bias: bool, act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
-        self.act = nn.ReLU(inplace=True)
+        self.act = create_act(act_layer, "act_layer")
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
-        self.gate = nn.Sigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = 0.5 * x.mean((2, 3)) + 0.5 * x.amax((2, 3))
@@ -267,11 +275,11 @@ class LightCBAMChannel(nn.Module):
 class LightCBAMSpatial(nn.Module):
     """``σ(BN(conv(½ mean_c + ½ max_c)))`` as (N, 1, H, W)."""
 
-    def __init__(self, kernel_size: int) -> None:
+    def __init__(self, kernel_size: int, gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__()
         self.conv = nn.Conv2d(1, 1, kernel_size, padding=kernel_size // 2, bias=False)
         self.norm = nn.BatchNorm2d(1)
-        self.gate = nn.Sigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.gate(self.norm(self.conv(0.5 * x.mean(1, keepdim=True) + 0.5 * x.amax(1, keepdim=True))))

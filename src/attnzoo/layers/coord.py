@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ._base import AttentionModule, group_norm, hidden_width, rounded_width
+from .activations import ActLayer, create_act
 from .registry import register_attn
 
 
@@ -20,21 +21,23 @@ class CoordAttention(AttentionModule):
     ``m = max(min_hidden, C // reduction)``.
 
     Args: channels ``C``; reduction (default 32, the paper's); min_hidden (default 8); bias: in
-    the three 1×1 convs (default True, the authors' code; timm's ``CoordAttn`` has none).
+    the three 1×1 convs (default True, the authors' code; timm's ``CoordAttn`` has none); act_layer,
+    gate_layer (defaults ``"hardswish"``, ``"sigmoid"``).
 
     Reference: Hou, Zhou, Feng. "Coordinate Attention for Efficient Mobile Network Design",
     CVPR 2021, arXiv:2103.02907 (Fig. 2(c)).
     """
 
-    def __init__(self, channels: int, reduction: float = 32, min_hidden: int = 8, bias: bool = True) -> None:
+    def __init__(self, channels: int, reduction: float = 32, min_hidden: int = 8, bias: bool = True,
+                 act_layer: ActLayer = "hardswish", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
         hidden = hidden_width(channels, reduction, min_hidden)
         self.conv1 = nn.Conv2d(channels, hidden, 1, bias=bias)
         self.bn1 = nn.BatchNorm2d(hidden)
-        self.act = nn.Hardswish()
+        self.act = create_act(act_layer, "act_layer")
         self.conv_h = nn.Conv2d(hidden, channels, 1, bias=bias)
         self.conv_w = nn.Conv2d(hidden, channels, 1, bias=bias)
-        self.gate = nn.Sigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -68,19 +71,20 @@ class SimpleCoordAttention(AttentionModule):
 
     Args: channels ``C``; reduction (default 6) and round_to (default 8): ``m = C / 6`` rounded to
     a multiple of 8 (timm's ``rd_ratio=0.25, se_factor=2/3, rd_divisor=8``: m = 40 at C = 256);
-    bias (default True). SiLU activation. 31,272 parameters at C = 256, as timm's.
+    bias (default True); act_layer, gate_layer (defaults ``"silu"``, ``"sigmoid"``). 31,272 parameters at C = 256, as timm's.
 
     Reference: timm's ``SimpleCoordAttn``, a variant of Hou et al., CVPR 2021 (arXiv:2103.02907).
     """
 
-    def __init__(self, channels: int, reduction: float = 6, round_to: int = 8, bias: bool = True) -> None:
+    def __init__(self, channels: int, reduction: float = 6, round_to: int = 8, bias: bool = True,
+                 act_layer: ActLayer = "silu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
         hidden = rounded_width(channels, reduction, round_to)
         self.fc1 = nn.Linear(channels, hidden, bias=bias)
-        self.act = nn.SiLU()
+        self.act = create_act(act_layer, "act_layer")
         self.fc_h = nn.Linear(hidden, channels, bias=bias)
         self.fc_w = nn.Linear(hidden, channels, bias=bias)
-        self.gate = nn.Sigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -99,20 +103,20 @@ class StripAttention(AttentionModule):
     (no parameters).
 
     Args: channels ``C``; kernel_size ``k`` (default 3, zero padding ``k // 2``); bias (default
-    False); use_conv (default True). 1,536 parameters at C = 256, as timm's ``StripAttn``.
+    False); use_conv (default True); gate_layer (default ``"sigmoid"``). 1,536 parameters at C = 256, as timm's ``StripAttn``.
 
     Reference: timm's ``StripAttn`` (a minimal strip-pooling gate; compare Hou et al.,
     "Strip Pooling", CVPR 2020, arXiv:2003.13328, whose block is larger).
     """
 
-    def __init__(self, channels: int, kernel_size: int = 3, bias: bool = False, use_conv: bool = True) -> None:
+    def __init__(self, channels: int, kernel_size: int = 3, bias: bool = False, use_conv: bool = True, gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"StripAttention: kernel_size must be a positive odd int, got {kernel_size}")
         k = kernel_size
         self.conv_h = nn.Conv2d(channels, channels, (k, 1), padding=(k // 2, 0), groups=channels, bias=bias) if use_conv else nn.Identity()
         self.conv_w = nn.Conv2d(channels, channels, (1, k), padding=(0, k // 2), groups=channels, bias=bias) if use_conv else nn.Identity()
-        self.gate = nn.Sigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -142,7 +146,7 @@ class EfficientLocalAttention(AttentionModule):
     shapes do not broadcast), and some use ``groups=32`` in the conv instead of a depthwise one.
     """
 
-    def __init__(self, channels: int, kernel_size: int = 7, groups: int = 16, variant: str = "paper") -> None:
+    def __init__(self, channels: int, kernel_size: int = 7, groups: int = 16, variant: str = "paper", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"EfficientLocalAttention: kernel_size must be a positive odd int, got {kernel_size}")
@@ -155,7 +159,7 @@ class EfficientLocalAttention(AttentionModule):
         self.convs = nn.ModuleList(nn.Conv1d(channels, channels, k, padding=k // 2, groups=channels, bias=False) for _ in range(directions))
         self.norms = nn.ModuleList(nn.GroupNorm(norm_groups, channels) for _ in range(directions))
         self.act = nn.Identity() if variant == "paper" else nn.SiLU()
-        self.gate = nn.Sigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

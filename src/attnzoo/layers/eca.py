@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ._base import AttentionModule, rounded_width
+from .activations import ActLayer, create_act
 from .registry import register_attn
 
 
@@ -39,6 +40,7 @@ class ECA(AttentionModule):
         gamma, beta: ``γ = 2``, ``β = 1`` of the adaptive rule.
         min_kernel_size: lower bound on the adaptive ``k`` (default 1; timm's EcaModule uses 3,
             which differs for C < 8).
+        gate_layer: the gate, by name or module class (default ``"sigmoid"``).
 
     Reference: Wang, Wu, Zhu, Li, Zuo, Hu. "ECA-Net: Efficient Channel Attention for Deep
     Convolutional Neural Networks", CVPR 2020, arXiv:1910.03151 (Eq. 12).
@@ -50,12 +52,13 @@ class ECA(AttentionModule):
 
     padding_mode = "zeros"
 
-    def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1, min_kernel_size: int = 1) -> None:
+    def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1, min_kernel_size: int = 1,
+                 gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
         self.kernel_size = _kernel_size(type(self).__name__, channels, kernel_size, gamma, beta, min_kernel_size)
         k = self.kernel_size
         self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False, padding_mode=self.padding_mode)
-        self.gate = nn.Sigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -96,7 +99,7 @@ class ECAM(AttentionModule):
     Args: channels ``C``; kernel_size / gamma / beta / min_kernel_size: as :class:`ECA`
     (adaptive ``k``); reduction: ``m = C / reduction`` rounded to a multiple of ``round_to``
     (defaults 8 and 8: m = 32 at C = 256, timm's ``rd_ratio=1/8, rd_divisor=8``); pools:
-    ``"avg"`` (default) or ``"avg+max"``.
+    ``"avg"`` (default) or ``"avg+max"``; act_layer, gate_layer (defaults ``"relu"``, ``"sigmoid"``).
 
     Reference: the ECA equation of Wang et al., CVPR 2020 (arXiv:1910.03151); ``ecam`` is
     timm's name for ``EcaModule(use_mlp=True)``, an experiment of timm's, not of the paper
@@ -104,7 +107,8 @@ class ECAM(AttentionModule):
     """
 
     def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1,
-                 min_kernel_size: int = 3, reduction: float = 8, round_to: int = 8, pools: str = "avg") -> None:
+                 min_kernel_size: int = 3, reduction: float = 8, round_to: int = 8, pools: str = "avg",
+                 act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
         if pools not in ("avg", "avg+max"):
             raise ValueError(f"ECAM: pools must be 'avg' or 'avg+max', got {pools!r}")
@@ -112,9 +116,9 @@ class ECAM(AttentionModule):
         self.kernel_size = k = _kernel_size("ECAM", channels, kernel_size, gamma, beta, min_kernel_size)
         hidden = rounded_width(channels, reduction, round_to)
         self.conv1 = nn.Conv1d(1, hidden, 1)
-        self.act = nn.ReLU(inplace=True)
+        self.act = create_act(act_layer, "act_layer")
         self.conv2 = nn.Conv1d(hidden, 1, k, padding=(k - 1) // 2)
-        self.gate = nn.Sigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

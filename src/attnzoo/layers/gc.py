@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._base import AttentionModule, hidden_width
+from .activations import ActLayer, create_act
 from .registry import register_attn
 
 
@@ -21,7 +22,7 @@ class GlobalContext(AttentionModule):
     Args: channels ``C``; reduction (default 16, the paper's r); min_hidden (default 8);
     fuse: ``"add"`` (default, the paper's best: ``y = x + t``) or ``"scale"`` (``y = x ⊙ σ(t)``,
     the paper's other fusion and timm's default — with ``reduction=8, ln_eps=1e-6`` it is timm's
-    ``GlobalContext``); ln_eps: the LayerNorm's ε (default 1e-5).
+    ``GlobalContext``); ln_eps: the LayerNorm's ε (default 1e-5); act_layer (default ``"relu"``).
 
     Reference: Cao, Xu, Lin, Wei, Hu. "GCNet: Non-local Networks Meet Squeeze-Excitation Networks
     and Beyond", ICCV Workshops 2019, arXiv:1904.11492 (Fig. 4(d)).
@@ -29,7 +30,8 @@ class GlobalContext(AttentionModule):
 
     identity_at_init = True  # its residual branch starts at exactly zero (retrofit inserts it as is)
 
-    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, fuse: str = "add", ln_eps: float = 1e-5) -> None:
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, fuse: str = "add", ln_eps: float = 1e-5,
+                 act_layer: ActLayer = "relu") -> None:
         super().__init__(channels)
         if fuse not in ("add", "scale"):
             raise ValueError(f"GlobalContext: fuse must be 'add' or 'scale', got {fuse!r}")
@@ -40,7 +42,7 @@ class GlobalContext(AttentionModule):
         self.gate = nn.Softmax(dim=-1)
         self.fc1 = nn.Conv2d(channels, hidden, 1)
         self.norm = nn.LayerNorm([hidden, 1, 1], eps=ln_eps)
-        self.act = nn.ReLU(inplace=True)
+        self.act = create_act(act_layer, "act_layer")
         self.fc2 = nn.Conv2d(hidden, channels, 1)
         if fuse == "add":  # the block starts as the identity
             nn.init.zeros_(self.fc2.weight)
@@ -75,5 +77,6 @@ class GlobalContextScale(GlobalContext):
     the gating form; pass ``fuse="add"`` to either for the other.
     """
 
-    def __init__(self, channels: int, reduction: float = 8, min_hidden: int = 1, fuse: str = "scale", ln_eps: float = 1e-6) -> None:
-        super().__init__(channels, reduction=reduction, min_hidden=min_hidden, fuse=fuse, ln_eps=ln_eps)
+    def __init__(self, channels: int, reduction: float = 8, min_hidden: int = 1, fuse: str = "scale", ln_eps: float = 1e-6,
+                 act_layer: ActLayer = "relu") -> None:
+        super().__init__(channels, reduction=reduction, min_hidden=min_hidden, fuse=fuse, ln_eps=ln_eps, act_layer=act_layer)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ._base import AttentionModule, hidden_width, pointwise, rounded_width
+from .activations import ActLayer, create_act
 from .registry import register_attn
 
 
@@ -26,6 +26,9 @@ class SqueezeExcite(AttentionModule):
         bias: whether the two 1×1 convs have a bias (default True).
         round_to: round ``C / r`` to the nearest multiple of this instead (timm's ``rd_divisor``:
             8 in its SE; the result never below ``round_to``). Default None: ``C // r`` as above.
+        act_layer, gate_layer: the hidden activation and the gate, by name (``"relu"``, ``"silu"``,
+            ``"sigmoid"``, ``"hard_sigmoid"``, ...; see ``layers.activations``) or as a module class
+            (defaults ``"relu"``, ``"sigmoid"``).
 
     Reference: Hu, Shen, Sun. "Squeeze-and-Excitation Networks", CVPR 2018, arXiv:1709.01507.
 
@@ -34,13 +37,14 @@ class SqueezeExcite(AttentionModule):
     let ``C // r`` reach 0); the default reduction is the paper's 16, not 1.
     """
 
-    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True, round_to: int | None = None) -> None:
+    def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True, round_to: int | None = None,
+                 act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
         hidden = hidden_width(channels, reduction, min_hidden) if round_to is None else rounded_width(channels, reduction, round_to)
         self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
-        self.act = nn.ReLU(inplace=True)
+        self.act = create_act(act_layer, "act_layer")
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
-        self.gate = nn.Sigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -51,13 +55,6 @@ class SqueezeExcite(AttentionModule):
         return x * s[:, :, None, None]
 
 
-class HardSigmoid(nn.Module):
-    """``relu6(x + 3) / 6``, the piecewise-linear sigmoid of MobileNetV3 and eSE."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.hardsigmoid(x)
-
-
 @register_attn("ese")
 class EffectiveSqueezeExcite(AttentionModule):
     """Effective SE: SE with a single C→C layer (no bottleneck) and a hard sigmoid.
@@ -65,16 +62,16 @@ class EffectiveSqueezeExcite(AttentionModule):
     ``y = x ⊙ hσ(W · GAP(x) + b)``, ``W: C → C`` a 1×1 conv with bias, ``hσ(z) = relu6(z + 3) / 6``.
     Keeping all C channels avoids the information loss of SE's C/r bottleneck.
 
-    Args: channels ``C``.
+    Args: channels ``C``; gate_layer (default ``"hard_sigmoid"``).
 
     Reference: Lee, Park. "CenterMask: Real-Time Anchor-Free Instance Segmentation", CVPR 2020,
     arXiv:1911.06667 (Sec. 3.3, VoVNetV2).
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, gate_layer: ActLayer = "hard_sigmoid") -> None:
         super().__init__(channels)
         self.fc = nn.Conv2d(channels, channels, 1)
-        self.gate = HardSigmoid()
+        self.gate = create_act(gate_layer, "gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

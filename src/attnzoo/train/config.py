@@ -35,7 +35,8 @@ class TrainConfig:
     model: str = option("cifar_resnet8", "model name; see `attnzoo list`", "model")
     attn: Optional[str] = option(None, "attention module in every block", "model", compare=False)
     fusion: Optional[str] = option(None, "fusion module replacing each residual addition", "model", compare=False)
-    conv: Optional[str] = option(None, "3×3-conv replacement in every bottleneck: sk or splat", "model", compare=False)
+    conv: Optional[str] = option(None, "3×3-conv replacement in the bottlenecks: sk, splat, lambda (every stage), bottleneck, halo (last stage)",
+                                 "model", compare=False)
     attn_options: dict[str, Any] = option(help="attention option, repeatable (e.g. reduction=8)", group="model", factory=dict,
                                           flag="--attn-opt", compare=False, kind="options")
     fusion_options: dict[str, Any] = option(help="fusion option, repeatable (e.g. scale=2)", group="model", factory=dict,
