@@ -2,7 +2,7 @@
 # Regenerate every committed training result (docs/results/) with the code at HEAD.
 # Run folders (checkpoints) go to runs/results/; reports, plots and each run's summary and
 # metrics are copied to docs/results/ so `attnzoo compare --from docs/results/NAME/runs` re-aggregates them.
-#   bash scripts/results.sh [main fresh combined ablations long recipe all ...]   (default: all, in that order)
+#   bash scripts/results.sh [main fresh combined ablations long long-diagnostics recipe all ...]   (default: all, in that order)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/setup.sh"
@@ -25,7 +25,7 @@ run() {  # NAME, then attnzoo compare arguments
 }
 
 mkdir -p runs/results
-for what in "${@:-main fresh combined ablations long recipe all}"; do
+for what in "${@:-main fresh combined ablations long long-diagnostics recipe all}"; do
   for w in $what; do
     case "$w" in
       main) run compare-cpu ;;                                         # the README's main table
@@ -34,6 +34,10 @@ for what in "${@:-main fresh combined ablations long recipe all}"; do
       ablations) run ablations --preset ablations ;;
       all) run all-modules --variants bam coord eca ese gc ge nonlocal sge simam triplet self_attn add mscam --seeds 2 ;;  # (not yet run)
       long) run long --preset long ;;
+      long-diagnostics)  # plain ResNet-20 stuck at chance on seed 4 of `long`: what zero-init / a lower lr / a longer warm-up do
+        run long-zeroinit --variants plain --model cifar_resnet20 --epochs 10 --seeds 5 --model-opt zero_init_residual=true --no-latency --no-localisation
+        run long-seed4-lr0.025 --variants plain --model cifar_resnet20 --epochs 10 --first-seed 4 --seeds 1 --lr 0.025 --no-latency --no-localisation
+        run long-seed4-warm2 --variants plain --model cifar_resnet20 --epochs 10 --first-seed 4 --seeds 1 --warmup-epochs 2 --no-latency --no-localisation ;;
       recipe)  # the lr × epochs grid behind the recipe (docs/recipe.md), on seeds the default never uses
         for lr in 0.025 0.05 0.1; do for ep in 4 8; do
           attnzoo compare --variants plain --first-seed 11 --seeds 3 --lr $lr --epochs $ep --no-latency --no-localisation \
