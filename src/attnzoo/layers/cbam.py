@@ -185,23 +185,32 @@ class CBAM(AttentionModule):
 class ScaledChannelPools(torch.autograd.Function):
     """``(mean_c(x ⊙ Mc), max_c(x ⊙ Mc))``, each (N, 1, H, W), saving x, Mc and the argmax channel
     (int16 where it fits) rather than x ⊙ Mc. A tied maximum sends its gradient to one channel (as
-    max pooling does; ``amax`` would split it)."""
+    max pooling does; ``amax`` would split it). The mean is ``Mcᵀ x / C`` per pixel (a matrix-vector
+    product per image), and backward scatters the max's gradient to the argmax channels only, so
+    no full-size temporary is written but ``grad_x`` itself."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, mc: torch.Tensor):
-        scaled = x * mc[:, :, None, None]
-        max_map, index = scaled.max(1, keepdim=True)
+        n, c, h, w = x.shape
+        max_map, index = (x * mc[:, :, None, None]).max(1, keepdim=True)
+        mean_map = _channel_contract(mc, x) / c
         ctx.index_dtype = index.dtype
-        ctx.save_for_backward(x, mc, index.to(torch.int16) if x.shape[1] < 2**15 else index)
-        return scaled.mean(1, keepdim=True), max_map
+        ctx.save_for_backward(x, mc, index.to(torch.int16) if c < 2**15 else index)
+        return mean_map, max_map
 
     @staticmethod
     def backward(ctx, grad_mean: torch.Tensor, grad_max: torch.Tensor):
         x, mc, index = ctx.saved_tensors
-        grad_scaled = (grad_mean / x.shape[1]).expand_as(x).clone()
-        grad_scaled.scatter_add_(1, index.to(ctx.index_dtype), grad_max)
-        grad_x = grad_scaled * mc[:, :, None, None] if ctx.needs_input_grad[0] else None
-        grad_mc = (grad_scaled * x).sum((2, 3)) if ctx.needs_input_grad[1] else None
+        n, c = x.shape[:2]
+        index = index.to(ctx.index_dtype)
+        flat_index = index.reshape(n, -1)
+        grad_x = grad_mc = None
+        if ctx.needs_input_grad[0]:  # mean: Mc / C everywhere; max: Mc at the argmax channel
+            grad_x = (grad_mean / c) * mc[:, :, None, None]
+            grad_x.scatter_add_(1, index, grad_max * mc.gather(1, flat_index).view_as(grad_max))
+        if ctx.needs_input_grad[1]:
+            grad_mc = (x * grad_mean).sum((2, 3)) / c
+            grad_mc.scatter_add_(1, flat_index, (grad_max * x.gather(1, index)).reshape(n, -1))
         return grad_x, grad_mc
 
 
@@ -211,16 +220,24 @@ class TwoGateProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, mc: torch.Tensor, ms: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, mc, ms)
-        return x * mc[:, :, None, None] * ms
+        return torch.mul(x, ms).mul_(mc[:, :, None, None])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, mc, ms = ctx.saved_tensors
-        mc4 = mc[:, :, None, None]
-        grad_x = grad * mc4 * ms if ctx.needs_input_grad[0] else None
-        grad_mc = (grad * x * ms).sum((2, 3)) if ctx.needs_input_grad[1] else None
-        grad_ms = (grad * x * mc4).sum(1, keepdim=True) if ctx.needs_input_grad[2] else None
+        grad_x = torch.mul(grad, ms).mul_(mc[:, :, None, None]) if ctx.needs_input_grad[0] else None
+        grad_mc = grad_ms = None
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            gx = grad * x
+            grad_ms = _channel_contract(mc, gx) if ctx.needs_input_grad[2] else None
+            grad_mc = gx.mul_(ms).sum((2, 3)) if ctx.needs_input_grad[1] else None
         return grad_x, grad_mc, grad_ms
+
+
+def _channel_contract(weights: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``Σ_c weights[n, c] · t[n, c, h, w]`` as (N, 1, H, W): one matrix-vector product per image."""
+    n, c, h, w = t.shape
+    return torch.bmm(weights[:, None, :].to(t.dtype), t.reshape(n, c, h * w)).view(n, 1, h, w)
 
 
 @register_attn("lcbam")
