@@ -90,3 +90,10 @@ def group_norm(norm: nn.GroupNorm, z: torch.Tensor) -> torch.Tensor:
         return norm(z)
     shape = (1, -1) + (1,) * (z.dim() - 2)
     return (z - z) * norm.weight.view(shape) + norm.bias.view(shape)
+
+
+def global_mean(x: torch.Tensor) -> torch.Tensor:
+    """``mean_{H,W}(x)`` as (N, C), computed as a sum then a division of the (N, C) result: the
+    backward of ``x.mean((2, 3))`` divides the full-size expanded gradient (one extra pass over an
+    N×C×H×W tensor per gate in every training step); the backward of a sum is a broadcast view."""
+    return x.sum((2, 3)) / (x.shape[2] * x.shape[3])

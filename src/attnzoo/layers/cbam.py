@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ._base import AttentionModule, hidden_width, hooked, pointwise
+from ._base import AttentionModule, global_mean, hidden_width, hooked, pointwise
 from .activations import ActLayer, create_act
 from .registry import register_attn
 
@@ -55,7 +55,7 @@ class CBAMChannel(AttentionModule):
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """``Mc`` (N, C): the shared MLP on each global pool, summed, then the sigmoid."""
-        logits = [self.mlp_on(x.mean((2, 3)) if pool == "avg" else x.amax((2, 3))) for pool in self.pools.split("+")]
+        logits = [self.mlp_on(global_mean(x) if pool == "avg" else x.amax((2, 3))) for pool in self.pools.split("+")]
         return self.gate(sum(logits))
 
     def mlp_on(self, descriptor: torch.Tensor) -> torch.Tensor:

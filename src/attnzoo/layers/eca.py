@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from ._base import AttentionModule, rounded_width
+from ._base import AttentionModule, global_mean, rounded_width
 from .activations import ActLayer, create_act
 from .registry import register_attn
 
@@ -62,7 +62,7 @@ class ECA(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        s = self.gate(self.conv(x.mean((2, 3))[:, None, :])[:, 0])  # conv1d along the channels of GAP(x)
+        s = self.gate(self.conv(global_mean(x)[:, None, :])[:, 0])  # conv1d along the channels of GAP(x)
         return x * s[:, :, None, None]
 
     def extra_repr(self) -> str:
@@ -122,7 +122,7 @@ class ECAM(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        descriptors = [x.mean((2, 3))] + ([x.amax((2, 3))] if self.pools == "avg+max" else [])
+        descriptors = [global_mean(x)] + ([x.amax((2, 3))] if self.pools == "avg+max" else [])
         logits = sum(self.conv2(self.act(self.conv1(d[:, None, :])))[:, 0] for d in descriptors)
         return x * self.gate(logits)[:, :, None, None]
 

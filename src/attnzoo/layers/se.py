@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import AttentionModule, hidden_width, pointwise, rounded_width
+from ._base import AttentionModule, global_mean, hidden_width, pointwise, rounded_width
 from .activations import ActLayer, create_act
 from .registry import register_attn
 
@@ -48,7 +48,7 @@ class SqueezeExcite(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        squeezed = x.mean((2, 3))  # GAP: (N, C)
+        squeezed = global_mean(x)  # GAP: (N, C)
         # The 1×1 convs act on a 1×1 map: run as matrix products on (N, C) (same weights, same
         # result), skipping the convolution machinery (~100 µs per call on CPU).
         s = self.gate(pointwise(self.fc2, self.act(pointwise(self.fc1, squeezed))))
@@ -75,5 +75,5 @@ class EffectiveSqueezeExcite(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        s = self.gate(pointwise(self.fc, x.mean((2, 3))))
+        s = self.gate(pointwise(self.fc, global_mean(x)))
         return x * s[:, :, None, None]
