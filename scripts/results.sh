@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate every committed training result (docs/results/) with the code at HEAD.
-# Run folders (checkpoints) go to runs/results/; reports, plots and each run's summary and
-# metrics are copied to docs/results/ so `attnzoo compare --from docs/results/NAME/runs` re-aggregates them.
+# Run folders (checkpoints) go to runs/results/ (cleared first unless REUSE=1); reports, plots and each
+# run's summary and metrics are copied to docs/results/ so `attnzoo compare --from docs/results/NAME/runs`
+# re-aggregates them.
 #   bash scripts/results.sh [main fresh combined ablations long long-diagnostics recipe all ...]   (default: all, in that order)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +13,9 @@ run() {  # NAME, then attnzoo compare arguments
   local name="$1"; shift
   local out="runs/results/$name" dest="docs/results/$name"
   local start=$SECONDS
+  # Train from scratch: finished runs left by another commit would otherwise be re-aggregated and
+  # published under this commit. REUSE=1 keeps them (to re-aggregate the same code's runs).
+  [ "${REUSE:-0}" = 1 ] || rm -rf "$out"
   attnzoo compare --out "$out" --no-progress "$@" > "runs/results/$name.log"
   echo "$name: $((SECONDS - start)) s" | tee -a runs/results/timings.txt
   rm -rf "$dest" && mkdir -p "$dest/runs"
@@ -22,6 +26,7 @@ run() {  # NAME, then attnzoo compare arguments
     cp "$d"summary.json "$d"metrics.jsonl "$d"config.json "$dest/runs/$(basename "$d")/"
   done
   echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+uncommitted')" > "$dest/COMMIT"
+  echo "attnzoo compare $* (= scripts/main.sh's job for the main set, its set-up already done): $((SECONDS - start)) s wall clock on $(nproc) cores" > "$dest/timing.txt"
 }
 
 mkdir -p runs/results
