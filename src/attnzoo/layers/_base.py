@@ -97,3 +97,39 @@ def global_mean(x: torch.Tensor) -> torch.Tensor:
     backward of ``x.mean((2, 3))`` divides the full-size expanded gradient (one extra pass over an
     N×C×H×W tensor per gate in every training step); the backward of a sum is a broadcast view."""
     return x.sum((2, 3)) / (x.shape[2] * x.shape[3])
+
+
+class ConvReplacement(AttentionModule):
+    """Base of the 3×3-conv replacements (``conv=...``): input channels checked as for every module;
+    the output may differ (``out_channels``, ``stride``)."""
+
+    includes_norm = True  # the block drops its own BN + ReLU after the 3×3 conv
+
+    def __init__(self, channels: int, out_channels: int | None, stride: int) -> None:
+        super().__init__(channels)
+        self.out_channels = out_channels or channels
+        if stride < 1:
+            raise ValueError(f"{type(self).__name__}: stride must be >= 1, got {stride}")
+        self.stride = stride
+
+
+class AttentionConv(ConvReplacement):
+    """Base of self-attention in place of a conv (BoTNet, HaloNet, lambda layers): stride 1 or 2 (then
+    a 2×2 average pool after the attention), ``heads`` reduced to the largest count that divides
+    ``out_channels`` (so small widths build); the block keeps its BN + ReLU after it."""
+
+    includes_norm = False
+
+    def __init__(self, channels: int, out_channels: int | None, stride: int, heads: int) -> None:
+        super().__init__(channels, out_channels, stride)
+        if stride not in (1, 2):
+            raise ValueError(f"{type(self).__name__}: stride must be 1 or 2, got {stride}")
+        if heads < 1:
+            raise ValueError(f"{type(self).__name__}: heads must be >= 1, got {heads}")
+        self.heads = divisible_groups(self.out_channels, self.out_channels, heads)
+        self.pool = nn.AvgPool2d(2, 2, ceil_mode=True) if stride == 2 else nn.Identity()
+
+
+def divisible_groups(channels: int, out_channels: int, groups: int) -> int:
+    """The largest group count ≤ ``groups`` dividing both widths (so small test widths still build)."""
+    return max(g for g in range(1, groups + 1) if channels % g == 0 and out_channels % g == 0)

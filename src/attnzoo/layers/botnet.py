@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._base import AttentionConv
 from .registry import register_conv
 from .self_attn import DEFAULT_MAX_ATTN_ELEMENTS, _check_attention_size
-from .sk import _ConvReplacement, _divisible_groups
 
 
 def relative_logits_1d(q: torch.Tensor, table: torch.Tensor, queries: int, keys: int, key_start: int) -> torch.Tensor:
@@ -51,7 +51,7 @@ class RelativePosition2d(nn.Module):
 
 
 @register_conv("bottleneck")
-class BottleneckAttention(_ConvReplacement):
+class BottleneckAttention(AttentionConv):
     """BoTNet's multi-head self-attention (MHSA) over all positions, with relative position logits.
 
     Per head (``h`` heads of ``d = C_out / h`` channels): ``q, k, v = W_qkv x`` (one bias-free 1×1
@@ -75,17 +75,12 @@ class BottleneckAttention(_ConvReplacement):
     ``feat_size``; here any size up to it works (smaller maps use the central rows of the tables).
     """
 
-    includes_norm = False
     default_stages = "last"  # in a ResNet: the bottlenecks of the last stage only, as in the paper
 
     def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1, heads: int = 4,
                  feat_size: int = 16, max_attn_elements: int = DEFAULT_MAX_ATTN_ELEMENTS) -> None:
-        super().__init__(channels, out_channels, stride)
-        if stride not in (1, 2):
-            raise ValueError(f"BottleneckAttention: stride must be 1 or 2, got {stride}")
-        if heads < 1:
-            raise ValueError(f"BottleneckAttention: heads must be >= 1, got {heads}")
-        heads = _divisible_groups(self.out_channels, self.out_channels, heads)  # small widths still build
+        super().__init__(channels, out_channels, stride, heads)
+        heads = self.heads
         if feat_size < 1:
             raise ValueError(f"BottleneckAttention: feat_size must be >= 1, got {feat_size}")
         self.heads, self.feat_size, self.max_attn_elements = heads, feat_size, max_attn_elements
@@ -93,7 +88,6 @@ class BottleneckAttention(_ConvReplacement):
         self.qkv = nn.Conv2d(channels, 3 * self.out_channels, 1, bias=False)
         self.pos = RelativePosition2d(feat_size - 1, self.head_dim)
         self.gate = nn.Softmax(dim=-1)
-        self.pool = nn.AvgPool2d(2, 2, ceil_mode=True) if stride == 2 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -7,12 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .botnet import RelativePosition2d
+from ._base import AttentionConv
 from .registry import register_conv
-from .sk import _ConvReplacement, _divisible_groups
 
 
 @register_conv("halo")
-class HaloAttention(_ConvReplacement):
+class HaloAttention(AttentionConv):
     """Blocked local self-attention with a halo, in place of a 3×3 conv.
 
     The map is cut into ``b × b`` query blocks; each attends (per head, ``d = C_out / h``
@@ -36,17 +36,12 @@ class HaloAttention(_ConvReplacement):
     and any size works. timm strides by subsampling queries; here by average pooling.
     """
 
-    includes_norm = False
     default_stages = "last"  # in a ResNet: the bottlenecks of the last stage only, as in the paper
 
     def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1, heads: int = 8,
                  block_size: int = 8, halo_size: int = 3) -> None:
-        super().__init__(channels, out_channels, stride)
-        if stride not in (1, 2):
-            raise ValueError(f"HaloAttention: stride must be 1 or 2, got {stride}")
-        if heads < 1:
-            raise ValueError(f"HaloAttention: heads must be >= 1, got {heads}")
-        heads = _divisible_groups(self.out_channels, self.out_channels, heads)  # small widths still build
+        super().__init__(channels, out_channels, stride, heads)
+        heads = self.heads
         if block_size < 1 or halo_size < 0:
             raise ValueError(f"HaloAttention: need block_size >= 1 and halo_size >= 0, got {block_size}, {halo_size}")
         self.heads, self.block_size, self.halo_size = heads, block_size, halo_size
@@ -55,7 +50,6 @@ class HaloAttention(_ConvReplacement):
         self.kv = nn.Conv2d(channels, 2 * self.out_channels, 1, bias=False)
         self.pos = RelativePosition2d(block_size + halo_size - 1, self.head_dim)
         self.gate = nn.Softmax(dim=-1)
-        self.pool = nn.AvgPool2d(2, 2, ceil_mode=True) if stride == 2 else nn.Identity()
 
     def _windows(self, t: torch.Tensor) -> torch.Tensor:
         """(N, C, bh·b, bw·b) -> (N, C, bh, bw, win, win): each block's window, zero outside."""

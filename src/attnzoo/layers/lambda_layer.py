@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._base import AttentionConv
 from .registry import register_conv
-from .sk import _ConvReplacement, _divisible_groups
 
 
 @register_conv("lambda")
-class LambdaLayer(_ConvReplacement):
+class LambdaLayer(AttentionConv):
     """Lambda layer (multi-query, intra-depth 1), in place of a 3×3 conv.
 
     ``Q = BN(W_q x)`` (``h`` heads of ``k`` channels), ``K = softmax_positions(W_k x)`` (``k``),
@@ -31,16 +31,11 @@ class LambdaLayer(_ConvReplacement):
     ICLR 2021, arXiv:2102.08602 (Sec. 3-4, Fig. 3 and the appendix pseudo-code).
     """
 
-    includes_norm = False
 
     def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1, heads: int = 4,
                  key_dim: int = 16, radius: int = 23) -> None:
-        super().__init__(channels, out_channels, stride)
-        if stride not in (1, 2):
-            raise ValueError(f"LambdaLayer: stride must be 1 or 2, got {stride}")
-        if heads < 1:
-            raise ValueError(f"LambdaLayer: heads must be >= 1, got {heads}")
-        heads = _divisible_groups(self.out_channels, self.out_channels, heads)  # small widths still build
+        super().__init__(channels, out_channels, stride, heads)
+        heads = self.heads
         if radius < 1 or radius % 2 == 0 or key_dim < 1:
             raise ValueError(f"LambdaLayer: radius must be a positive odd int and key_dim >= 1, got {radius}, {key_dim}")
         self.heads, self.key_dim, self.value_dim = heads, key_dim, self.out_channels // heads
@@ -49,7 +44,6 @@ class LambdaLayer(_ConvReplacement):
         self.norm_v = nn.BatchNorm2d(self.value_dim)
         self.gate = nn.Softmax(dim=-1)  # keys, normalised over positions
         self.position = nn.Conv2d(1, key_dim, radius, padding=radius // 2, bias=False)
-        self.pool = nn.AvgPool2d(2, 2, ceil_mode=True) if stride == 2 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

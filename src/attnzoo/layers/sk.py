@@ -10,30 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import AttentionModule, hidden_width
+from ._base import ConvReplacement, divisible_groups, hidden_width
 from .registry import register_conv
 
 
-class _ConvReplacement(AttentionModule):
-    """Input channels checked as for every module; the output may differ (out_channels, stride)."""
-
-    includes_norm = True  # the block drops its own BN + ReLU after the 3×3 conv
-
-    def __init__(self, channels: int, out_channels: int | None, stride: int) -> None:
-        super().__init__(channels)
-        self.out_channels = out_channels or channels
-        if stride < 1:
-            raise ValueError(f"{type(self).__name__}: stride must be >= 1, got {stride}")
-        self.stride = stride
-
-
-def _divisible_groups(channels: int, out_channels: int, groups: int) -> int:
-    """The largest group count ≤ ``groups`` dividing both widths (so small test widths still build)."""
-    return max(g for g in range(1, groups + 1) if channels % g == 0 and out_channels % g == 0)
-
-
 @register_conv("sk")
-class SelectiveKernelConv(_ConvReplacement):
+class SelectiveKernelConv(ConvReplacement):
     """Selective kernel convolution: a soft choice, per channel, between receptive-field sizes.
 
     M paths ``U_m = ReLU(BN(conv3×3_dilation=m(x)))`` (grouped, G groups; dilation m gives a
@@ -51,7 +33,7 @@ class SelectiveKernelConv(_ConvReplacement):
                  groups: int = 32, reduction: float = 16, min_hidden: int = 32) -> None:
         super().__init__(channels, out_channels, stride)
         out = self.out_channels
-        g = _divisible_groups(channels, out, groups)
+        g = divisible_groups(channels, out, groups)
         self.paths = nn.ModuleList(
             nn.Sequential(nn.Conv2d(channels, out, 3, stride, padding=d, dilation=d, groups=g, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True))
             for d in range(1, paths + 1)
@@ -71,7 +53,7 @@ class SelectiveKernelConv(_ConvReplacement):
 
 
 @register_conv("splat")
-class SplitAttentionConv(_ConvReplacement):
+class SplitAttentionConv(ConvReplacement):
     """ResNeSt split attention: a radix-way grouped conv whose splits are mixed by a softmax gate.
 
     ``U = ReLU(BN(conv3×3(x)))`` with ``R·C`` output channels in ``R`` groups (``R`` = radix),
@@ -94,7 +76,7 @@ class SplitAttentionConv(_ConvReplacement):
         self.radix = radix
         self.avd = nn.AvgPool2d(3, stride, padding=1) if avd and stride > 1 else None
         conv_stride = 1 if self.avd is not None else stride
-        g = _divisible_groups(channels, out * radix, radix)
+        g = divisible_groups(channels, out * radix, radix)
         self.conv = nn.Conv2d(channels, out * radix, 3, conv_stride, padding=1, groups=g, bias=False)
         self.bn0 = nn.BatchNorm2d(out * radix)
         self.act0 = nn.ReLU(inplace=True)

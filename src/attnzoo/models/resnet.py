@@ -8,6 +8,7 @@ papers); fusion replaces the addition ``out + identity`` (AFF-ResNet). A plain m
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import torch
@@ -20,7 +21,7 @@ from .registry import register_model
 
 LayerSpec = Union[None, str, Callable[..., nn.Module]]
 LayerFactory = Optional[Callable[[int], nn.Module]]
-ConvFactory = Optional[Callable[[int, int], nn.Module]]  # (width, stride) -> module
+ConvFactory = Optional[Callable[..., nn.Module]]  # (width, stride=...) -> module
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -101,7 +102,7 @@ class Bottleneck(nn.Module):
             self.bn2: nn.Module = norm_layer(width)
             self.act2: nn.Module = nn.ReLU(inplace=True)
         else:  # SK / split attention bring their own BN and ReLU; attention layers (BoTNet, ...) keep the block's
-            self.conv2 = conv_layer(width, stride)
+            self.conv2 = conv_layer(width, stride=stride)
             own_norm = getattr(self.conv2, "includes_norm", True)
             self.bn2 = nn.Identity() if own_norm else norm_layer(width)
             self.act2 = nn.Identity() if own_norm else nn.ReLU(inplace=True)
@@ -161,22 +162,21 @@ def _layer_factory(spec: LayerSpec, options: Optional[dict], kind: str) -> Layer
         cls = spec
     else:
         raise ValueError(f"{kind} must be a registered name, a callable or None, got {spec!r}")
-    opts = dict(options or {})
-    factory = lambda channels: cls(channels, **opts)  # noqa: E731
+    factory = functools.partial(cls, **dict(options or {}))
     # "block": in every block; "stage": between stages (BAM); "head": after the last stage (DANet, CCNet).
     factory.placement = getattr(cls, "placement", "block")
     return factory
 
 
 def _conv_factory(conv: Optional[str], options: Optional[dict]) -> ConvFactory:
-    """``(width, stride) -> module`` for a registered 3×3-conv replacement, or None; its
+    """``(width, stride=...) -> module`` for a registered 3×3-conv replacement, or None; its
     ``default_stages`` is the class's (``"all"``, or ``"last"`` for BoTNet / HaloNet)."""
     if conv is None:
         if options:
             raise ValueError("conv_options given without conv")
         return None
-    cls, opts = get_conv_class(conv), dict(options or {})
-    factory = lambda width, stride: cls(width, stride=stride, **opts)  # noqa: E731
+    cls = get_conv_class(conv)
+    factory = functools.partial(cls, **dict(options or {}))
     factory.default_stages = getattr(cls, "default_stages", "all")
     return factory
 
@@ -432,7 +432,7 @@ def resnest50(**kwargs) -> ResNet:
 def botnet50(**kwargs) -> ResNet:
     """BoT50 (Srinivas et al., CVPR 2021): ResNet-50 whose last-stage 3×3 convs are multi-head
     self-attention (4 heads, relative positions for a 14×14 map, the c5 input at 224²):
-    20,859,176 parameters at 1000 classes, the paper's 20.8M (Table 14) to 0.3%."""
+    20,859,176 parameters at 1000 classes, the paper's 20.8M to 0.3%."""
     kwargs.setdefault("conv", "bottleneck")
     kwargs.setdefault("conv_options", {"feat_size": 14})
     return _imagenet_resnet(Bottleneck, (3, 4, 6, 3), **kwargs)
