@@ -17,7 +17,6 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-import attnzoo
 from attnzoo.models.spec import parse_variant
 
 

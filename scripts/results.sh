@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate every committed training result (docs/results/) with the code at HEAD.
-# Run folders (checkpoints) go to runs/results/ (cleared first unless REUSE=1); reports, plots and each
-# run's summary and metrics are copied to docs/results/ so `attnzoo compare --from docs/results/NAME/runs`
-# re-aggregates them.
+# Run folders (checkpoints, per-run summaries and metrics) go to runs/results/ (cleared first unless
+# REUSE=1; `attnzoo compare --from runs/results/NAME/runs` re-aggregates them); the report, results.json
+# (per-seed top-1 and flags included), plots, commit and wall-clock time are copied to docs/results/NAME/.
 #   bash scripts/results.sh [main fresh combined ablations long long-diagnostics recipe all ...]   (default: all, in that order)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,15 +18,10 @@ run() {  # NAME, then attnzoo compare arguments
   [ "${REUSE:-0}" = 1 ] || rm -rf "$out"
   attnzoo compare --out "$out" --no-progress "$@" > "runs/results/$name.log"
   echo "$name: $((SECONDS - start)) s" | tee -a runs/results/timings.txt
-  rm -rf "$dest" && mkdir -p "$dest/runs"
+  rm -rf "$dest" && mkdir -p "$dest"
   cp "$out"/report.md "$out"/results.json "$out"/*.png "$dest"/
-  for d in "$out"/runs/*/; do
-    [ -d "$d" ] || continue
-    mkdir -p "$dest/runs/$(basename "$d")"
-    cp "$d"summary.json "$d"metrics.jsonl "$d"config.json "$dest/runs/$(basename "$d")/"
-  done
   echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+uncommitted')" > "$dest/COMMIT"
-  echo "attnzoo compare $* (= scripts/main.sh's job for the main set, its set-up already done): $((SECONDS - start)) s wall clock on $(nproc) cores" > "$dest/timing.txt"
+  echo "attnzoo compare${*:+ $*} (set-up already done): $((SECONDS - start)) s wall clock on $(nproc) cores" > "$dest/timing.txt"
 }
 
 mkdir -p runs/results

@@ -191,7 +191,7 @@ class ScaledChannelPools(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, mc: torch.Tensor):
-        n, c, h, w = x.shape
+        c = x.shape[1]
         max_map, index = (x * mc[:, :, None, None]).max(1, keepdim=True)
         mean_map = _channel_contract(mc, x) / c
         ctx.index_dtype = index.dtype

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import AttentionModule, group_norm, hidden_width, rounded_width
+from ._base import AttentionModule, divisible_groups, group_norm, hidden_width, rounded_width
 from .activations import ActLayer, create_act
 from .registry import register_attn
 
@@ -54,10 +54,6 @@ class CoordAttention(AttentionModule):
 def _strips(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Strip means: ``mean_W(x)`` (N, C, H, 1) and ``mean_H(x)`` (N, C, 1, W)."""
     return x.mean(3, keepdim=True), x.mean(2, keepdim=True)
-
-
-def _largest_divisor(n: int, at_most: int) -> int:
-    return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
 
 
 @register_attn("scoord")
@@ -154,7 +150,7 @@ class EfficientLocalAttention(AttentionModule):
             raise ValueError(f"EfficientLocalAttention: variant must be 'paper' or 'timm', got {variant!r}")
         self.variant = variant
         k, directions = kernel_size, 1 if variant == "paper" else 2
-        norm_groups = _largest_divisor(channels, groups) if variant == "paper" else 1
+        norm_groups = divisible_groups(channels, channels, groups) if variant == "paper" else 1
         # One conv and one norm for both directions (paper), or one per direction (timm).
         self.convs = nn.ModuleList(nn.Conv1d(channels, channels, k, padding=k // 2, groups=channels, bias=False) for _ in range(directions))
         self.norms = nn.ModuleList(nn.GroupNorm(norm_groups, channels) for _ in range(directions))

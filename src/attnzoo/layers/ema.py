@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import AttentionModule, group_norm
+from ._base import AttentionModule, divisible_groups, group_norm
 from .registry import register_attn
 
 
@@ -34,7 +34,7 @@ class EfficientMultiScaleAttention(AttentionModule):
         super().__init__(channels)
         if groups < 1:
             raise ValueError(f"EfficientMultiScaleAttention: groups must be >= 1, got {groups}")
-        self.groups = max(g for g in range(1, min(groups, channels) + 1) if channels % g == 0)
+        self.groups = divisible_groups(channels, channels, groups)
         c = channels // self.groups
         self.conv1x1 = nn.Conv2d(c, c, 1)
         self.conv3x3 = nn.Conv2d(c, c, 3, padding=1)

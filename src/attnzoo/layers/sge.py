@@ -5,12 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import AttentionModule
+from ._base import AttentionModule, divisible_groups
 from .registry import register_attn
-
-
-def _largest_divisor_at_most(n: int, limit: int) -> int:
-    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
 @register_attn("sge")
@@ -32,7 +28,7 @@ class SpatialGroupEnhance(AttentionModule):
 
     def __init__(self, channels: int, groups: int = 64) -> None:
         super().__init__(channels)
-        self.groups = _largest_divisor_at_most(channels, groups)
+        self.groups = divisible_groups(channels, channels, groups)
         self.weight = nn.Parameter(torch.zeros(1, self.groups, 1, 1))
         self.bias = nn.Parameter(torch.ones(1, self.groups, 1, 1))
         self.eps = 1e-5
