@@ -3,19 +3,21 @@
 # Run folders (checkpoints, per-run summaries and metrics) go to runs/results/ (cleared first unless
 # REUSE=1; `attnzoo compare --from runs/results/NAME/runs` re-aggregates them); the report, results.json
 # (per-seed top-1 and flags included), plots, commit and wall-clock time are copied to docs/results/NAME/.
-#   bash scripts/results.sh [main fresh combined ablations long long-diagnostics recipe all ...]   (default: all, in that order)
+#   bash scripts/results.sh [main fresh combined ablations long warmup long-diagnostics recipe all ...]   (default: all, in that order)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/setup.sh"
 cd "$repo"
 
+# Train from scratch: finished runs left by another commit would otherwise be re-aggregated and
+# published under this commit. REUSE=1 keeps them (to re-aggregate the same code's runs).
+fresh_start() { [ "${REUSE:-0}" = 1 ] || rm -rf "$1"; }
+
 run() {  # NAME, then attnzoo compare arguments
   local name="$1"; shift
   local out="runs/results/$name" dest="docs/results/$name"
   local start=$SECONDS
-  # Train from scratch: finished runs left by another commit would otherwise be re-aggregated and
-  # published under this commit. REUSE=1 keeps them (to re-aggregate the same code's runs).
-  [ "${REUSE:-0}" = 1 ] || rm -rf "$out"
+  fresh_start "$out"
   attnzoo compare --out "$out" --no-progress "$@" > "runs/results/$name.log"
   echo "$name: $((SECONDS - start)) s" | tee -a runs/results/timings.txt
   rm -rf "$dest" && mkdir -p "$dest"
@@ -25,7 +27,7 @@ run() {  # NAME, then attnzoo compare arguments
 }
 
 mkdir -p runs/results
-for what in "${@:-main fresh combined ablations long long-diagnostics recipe all}"; do
+for what in "${@:-main fresh combined ablations long warmup long-diagnostics recipe all}"; do
   for w in $what; do
     case "$w" in
       main) run compare-cpu ;;                                         # the README's main table
@@ -34,16 +36,25 @@ for what in "${@:-main fresh combined ablations long long-diagnostics recipe all
       ablations) run ablations --preset ablations ;;
       all) run all-modules --variants bam coord eca ese gc ge nonlocal sge simam triplet self_attn add mscam --seeds 2 ;;  # (not yet run)
       long) run long --preset long ;;
-      long-diagnostics)  # plain ResNet-20 stuck at chance on seed 4 of `long`: what zero-init / a lower lr / a longer warm-up do
-        run long-zeroinit --variants plain --model cifar_resnet20 --epochs 10 --seeds 5 --model-opt zero_init_residual=true --no-latency --no-localisation
-        run long-seed4-lr0.025 --variants plain --model cifar_resnet20 --epochs 10 --first-seed 4 --seeds 1 --lr 0.025 --no-latency --no-localisation
-        run long-seed4-warm2 --variants plain --model cifar_resnet20 --epochs 10 --first-seed 4 --seeds 1 --warmup-epochs 2 --no-latency --no-localisation ;;
-      recipe)  # the lr × epochs grid behind the recipe (docs/recipe.md), on seeds the default never uses
+      warmup)  # the warm-up behind the recipe: plain ResNet-20 (the long regime's) at 0.5 and 1 epoch, on the
+               # long set's seeds and data and on seeds and data never tuned on (docs/results/warmup/)
+        fresh_start runs/results/warmup
+        for w in 0.5 1; do for data in 0 1; do
+          attnzoo compare --variants plain --model cifar_resnet20 --epochs 10 --seeds 5 --first-seed $((100 * data)) --data-seed $data \
+            --warmup-epochs $w --no-latency --no-localisation --no-progress --out "runs/results/warmup/w$w-data$data" > /dev/null
+        done; done
+        python scripts/recipe_figure.py runs/results/warmup docs/results/warmup --rows warmup_epochs --cols data_seed
+        echo "commit $(git rev-parse --short HEAD)" > docs/results/warmup/COMMIT ;;
+      long-diagnostics)  # plain ResNet-20 at chance on seed 4 with the former half-epoch warm-up: zero-init and a lower lr
+        run long-zeroinit --variants plain --model cifar_resnet20 --epochs 10 --seeds 5 --warmup-epochs 0.5 --model-opt zero_init_residual=true --no-latency --no-localisation
+        run long-seed4-lr0.025 --variants plain --model cifar_resnet20 --epochs 10 --first-seed 4 --seeds 1 --warmup-epochs 0.5 --lr 0.025 --no-latency --no-localisation ;;
+      recipe)  # the lr × epochs grid behind the recipe (README: The recipe, and why), on seeds the default never uses
+        fresh_start runs/results/recipe
         for lr in 0.025 0.05 0.1; do for ep in 4 8; do
           attnzoo compare --variants plain --first-seed 11 --seeds 3 --lr $lr --epochs $ep --no-latency --no-localisation \
             --no-progress --out "runs/results/recipe/lr$lr-ep$ep" > /dev/null
         done; done
-        mkdir -p docs/results/recipe && python scripts/recipe_figure.py runs/results/recipe docs/results/recipe
+        python scripts/recipe_figure.py runs/results/recipe docs/results/recipe
         echo "commit $(git rev-parse --short HEAD)" > docs/results/recipe/COMMIT ;;
       *) echo "unknown result set $w" >&2; exit 2 ;;
     esac

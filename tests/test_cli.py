@@ -1,9 +1,11 @@
 import json
+import re
 
 import pytest
 
 import attnzoo
 from attnzoo.cli import main
+from attnzoo.train import TrainConfig
 
 
 def test_list_prints_every_module_with_params_and_macs(capsys):
@@ -55,3 +57,15 @@ def test_unwritable_output_is_refused_before_any_work(argv, capsys, tmp_path):
         main([*argv, "--out", str(blocker / "out")])
     assert e.value.code == 2
     assert capsys.readouterr().err.startswith(f"attnzoo {argv[0]}: error: cannot write to {blocker / 'out'}")
+
+
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_help_shows_every_numeric_default(command, capsys):
+    # 0, 0.0 and 1.0 compare equal to False/True: they were once left out of the help.
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag, default in (("--warmup-epochs", TrainConfig().warmup_epochs), ("--label-smoothing", 0.0), ("--freeze-stages", 0),
+                          ("--epochs", 8)):
+        assert f"{flag} {flag.lstrip('-').upper().replace('-', '_')}" in text
+        assert re.search(re.escape(flag) + r" \S+ [^()]*\(default " + re.escape(str(default)) + r"\)", text), (flag, default)

@@ -18,7 +18,8 @@ def _flag(f: dataclasses.Field) -> str:
 
 def _help(f: dataclasses.Field, default: Any) -> str:
     text = f.metadata["help"]
-    shown = default not in (None, False, True) and not isinstance(default, dict) and "default" not in text
+    # (`is`/isinstance, not `in (None, False, True)`: 0, 0.0, 1 and 1.0 compare equal to False/True)
+    shown = default is not None and not isinstance(default, (bool, dict)) and "default" not in text
     return f"{text} (default {default})" if shown else text
 
 

@@ -18,7 +18,9 @@ DEFAULT_VARIANTS = ("plain", "se", "cbam", "self_attn@3", "aff", "iaff", "ha_sof
 # Sweeps that put the source posts' claims to the test (docs/results/ablations/): each group is
 # compared with plain in one run, so one Holm correction covers all of them.
 ABLATION_GROUPS: dict[str, tuple[str, ...]] = {
-    "SE reduction r": ("se:reduction=4", "se:reduction=8", "se", "se:reduction=32"),
+    # min_hidden=1: with ResNet-8's 16-64 channels the default floor of 8 would make r = 8, 16 and 32
+    # the same network; without it the hidden width is C // r (1-16 here), as in the paper.
+    "SE reduction r": tuple(f"se:reduction={r},min_hidden=1" for r in (4, 8, 16, 32)),
     "CBAM channel pooling": ("cbam:pools=avg", "cbam"),
     "CBAM spatial kernel": ("cbam:kernel_size=3", "cbam"),
     "CBAM spatial gate: authors' code (BN) vs printed equation": ("cbam", "cbam:variant=paper"),
