@@ -159,6 +159,19 @@ def test_block_end_in_one_pass_equals_the_block_end(kernels, name):
     torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.parametrize("name", ["se", "cbam", "ha_soft", None])
+def test_block_end_keeps_nan_and_inf_like_pytorch(kernels, name):
+    # The block end's ReLU (and HA soft attention's clamp) must let NaN through, as torch.relu does.
+    x, identity = torch.randn(2, 16, 6, 5), torch.randn(2, 16, 6, 5)
+    x[0, 1, 2, 3], identity[1, 2, 0, 0], identity[1, 3, 4, 4], x[0, 5, 1, 1] = float("nan"), float("nan"), float("-inf"), float("inf")
+    attn = randomize_(attnzoo.create_attn(name, 16)).eval() if name else None
+    with torch.no_grad():
+        got = twins.fused_end(K(), attn, x, identity, True) if attn else K().scale(x, None, None, identity, True)
+        expected = torch.relu((attn(x) if attn else x) + identity)
+    assert torch.isnan(expected).any() and torch.equal(torch.isnan(got), torch.isnan(expected))
+    torch.testing.assert_close(got, expected, equal_nan=True)
+
+
 @pytest.mark.parametrize("name", ["se", "cbam", "eca", "ha_soft", None])
 def test_outputs_past_the_streaming_size_equal_the_block_end(kernels, name):
     # From 16 MiB on, the kernels write their output with streaming stores, a row at a time, 32-byte

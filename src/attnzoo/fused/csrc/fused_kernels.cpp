@@ -23,7 +23,14 @@ constexpr float kLowest = -std::numeric_limits<float>::infinity();
 // but NaN; a row or column whose sum came out NaN (it holds a NaN, or both infinities) has its
 // maximum recomputed by nan_max, which propagates NaN like torch.amax.
 inline float max2(float a, float b) { return a > b ? a : b; }
-inline float rectify(float v) { return (v > 0.f || v != v) ? v : 0.f; }
+// ReLU that keeps NaN: !(v <= 0) holds for v > 0 and for NaN, one unordered compare and a mask
+// per lane (as cheap as a max, which would drop NaN).
+inline float rectify(float v) { return !(v <= 0.f) ? v : 0.f; }
+// min(max(t, 0), hi) that keeps NaN (the second compare is false for NaN, so it passes through).
+inline float clamp_keep_nan(float t, float hi) {
+  t = rectify(t);
+  return t > hi ? hi : t;
+}
 inline float nan_max(const float* r, int64_t n, int64_t stride, float w = 1.f) {
   float b = kLowest;
   for (int64_t q = 0; q < n; ++q) {
@@ -445,14 +452,14 @@ void rank1_rows(const float* xp, const float* sp, const float* up, const float* 
 #pragma omp simd
           for (int64_t p = 0; p < len; ++p) {
             float t = sn[p0 + p] * uc + vc;
-            t = t != t ? t : t > 0.f ? (t < 87.3f ? t : 87.3f) : 0.f;
+            t = clamp_keep_nan(t, 87.3f);
             dst[p] = epilogue<kRelu>(xi[p0 + p] / (1.f + exp_neg(t)) + ri[p0 + p]);
           }
         } else {
 #pragma omp simd
           for (int64_t p = 0; p < len; ++p) {
             float t = sn[p0 + p] * uc + vc;
-            t = t != t ? t : t > 0.f ? (t < 87.3f ? t : 87.3f) : 0.f;
+            t = clamp_keep_nan(t, 87.3f);
             dst[p] = epilogue<kRelu>(xi[p0 + p] / (1.f + exp_neg(t)));
           }
         }
