@@ -34,9 +34,11 @@ for what in "${@:-main fresh combined ablations long warmup long-diagnostics rec
       fresh) run compare-cpu-fresh --first-seed 100 --data-seed 1 ;;   # the verdict on seeds and data never tuned on
       combined) run compare-cpu-combined --from runs/results/compare-cpu/runs runs/results/compare-cpu-fresh/runs ;;  # 6 paired seeds
       ablations) run ablations --preset ablations ;;
-      all)  # every registered attention and fusion module the sets above do not train, default options, default regime, one seed
-        run all-modules --variants a2net bam bat ccnet ceca coord danet danet_channel danet_position eca ecam ela ema ese gc gca ge \
-          lcbam nonlocal psa scoord self_attn sge shuffle simam strip triplet add --seeds 1 --no-localisation ;;
+      all)  # every registered attention and fusion module the sets above do not train, default options, default regime,
+            # one seed: does any collapse? In two reports (second wave, then first), so that each stands alone.
+        run all-modules-2 --variants a2net bat ccnet ceca danet danet_channel danet_position ecam ela ema gca lcbam psa scoord \
+          shuffle strip --seeds 1 --no-localisation
+        run all-modules-1 --variants bam coord eca ese gc ge nonlocal self_attn sge simam triplet add --seeds 1 --no-localisation ;;
       long) run long --preset long ;;
       warmup)  # the warm-up behind the recipe: plain ResNet-20 (the long regime's) at 0.5 and 1 epoch, on the
                # long set's seeds and data and on seeds and data never tuned on (docs/results/warmup/)
