@@ -146,3 +146,10 @@ def test_a_variant_that_cannot_be_built_is_refused_before_any_training(tmp_path,
     assert e.value.code == 2
     assert capsys.readouterr().err == "attnzoo compare: error: BasicBlock supports only groups=1, width_per_group=64 and the standard 3×3 conv\n"
     assert not (tmp_path / "runs").exists()
+
+
+def test_readme_names_untested_variants_in_one_line():
+    lines = ["`a`: too few paired healthy seeds to test.", "`b` is shown worse than plain: -3.0 points [-5.0, -1.0], Holm-adjusted p = 0.01.",
+             "`c`: too few paired healthy seeds to test.", "`d`: too few paired healthy seeds to test (1 flagged run(s) left out)."]
+    assert report.readme_verdicts(lines) == ["Too few paired healthy seeds to test: `a`, `c`.", lines[1], lines[3]]
+    assert report.readme_verdicts(lines[:2]) == lines[:2]  # a single one keeps its own line

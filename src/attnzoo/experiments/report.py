@@ -355,6 +355,18 @@ README_BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<
 INCLUDE_BLOCK = re.compile(r"(<!-- include:(?P<path>[\w./-]+) -->\n)(?P<body>.*?)(<!-- /include -->)", re.S)
 
 
+UNTESTED = re.compile(r"^(`[^`]+`): too few paired healthy seeds to test\.$")
+
+
+def readme_verdicts(lines: Sequence[str]) -> list[str]:
+    """The verdict lines for the README: variants with too few seeds to test (and nothing flagged)
+    named in one line rather than one line each."""
+    untested = [m[1] for m in map(UNTESTED.match, lines) if m]
+    if len(untested) < 2:
+        return list(lines)
+    return [f"Too few paired healthy seeds to test: {', '.join(untested)}."] + [line for line in lines if not UNTESTED.match(line)]
+
+
 def render_readme(text: str, results_root: Path) -> str:
     """``text`` with every ``<!-- results:NAME -->`` block replaced by the table of
     ``results_root/NAME/results.json`` followed by its verdict lines, and every
@@ -362,7 +374,7 @@ def render_readme(text: str, results_root: Path) -> str:
 
     def block(match: re.Match) -> str:
         results = json.loads((results_root / match["name"] / "results.json").read_text())
-        verdict = "".join(f"- {line}\n" for line in results["verdicts"])
+        verdict = "".join(f"- {line}\n" for line in readme_verdicts(results["verdicts"]))
         return f"{match[1]}{readme_table(results)}\n{verdict}{match[4]}"
 
     def include(match: re.Match) -> str:
