@@ -12,6 +12,8 @@ cd "$repo"
 # Train from scratch: finished runs left by another commit would otherwise be re-aggregated and
 # published under this commit. REUSE=1 keeps them (to re-aggregate the same code's runs).
 fresh_start() { [ "${REUSE:-0}" = 1 ] || rm -rf "$1"; }
+# The commit whose code produced a set (marked when src/ had uncommitted changes).
+commit_stamp() { echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+uncommitted')"; }
 
 run() {  # NAME, then attnzoo compare arguments
   local name="$1"; shift
@@ -22,7 +24,7 @@ run() {  # NAME, then attnzoo compare arguments
   echo "$name: $((SECONDS - start)) s" | tee -a runs/results/timings.txt
   rm -rf "$dest" && mkdir -p "$dest"
   cp "$out"/report.md "$out"/results.json "$out"/*.png "$dest"/
-  echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+uncommitted')" > "$dest/COMMIT"
+  commit_stamp > "$dest/COMMIT"
   echo "attnzoo compare${*:+ $*} (set-up already done): $((SECONDS - start)) s wall clock on $(nproc) cores" > "$dest/timing.txt"
 }
 
@@ -48,7 +50,7 @@ for what in "${@:-main fresh combined ablations long warmup long-diagnostics rec
             --warmup-epochs $w --no-latency --no-localisation --no-progress --out "runs/results/warmup/w$w-data$data" > /dev/null
         done; done
         python scripts/recipe_figure.py runs/results/warmup docs/results/warmup --rows warmup_epochs --cols data_seed
-        echo "commit $(git rev-parse --short HEAD)" > docs/results/warmup/COMMIT ;;
+        commit_stamp > docs/results/warmup/COMMIT ;;
       long-diagnostics)  # plain ResNet-20 at chance on seed 4 with the former half-epoch warm-up: zero-init and a lower lr
         run long-zeroinit --variants plain --model cifar_resnet20 --epochs 10 --seeds 5 --warmup-epochs 0.5 --model-opt zero_init_residual=true --no-latency --no-localisation
         run long-seed4-lr0.025 --variants plain --model cifar_resnet20 --epochs 10 --first-seed 4 --seeds 1 --warmup-epochs 0.5 --lr 0.025 --no-latency --no-localisation ;;
@@ -59,7 +61,7 @@ for what in "${@:-main fresh combined ablations long warmup long-diagnostics rec
             --no-progress --out "runs/results/recipe/lr$lr-ep$ep" > /dev/null
         done; done
         python scripts/recipe_figure.py runs/results/recipe docs/results/recipe
-        echo "commit $(git rev-parse --short HEAD)" > docs/results/recipe/COMMIT ;;
+        commit_stamp > docs/results/recipe/COMMIT ;;
       *) echo "unknown result set $w" >&2; exit 2 ;;
     esac
   done
