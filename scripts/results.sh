@@ -3,7 +3,7 @@
 # Run folders (checkpoints, per-run summaries and metrics) go to runs/results/ (cleared first unless
 # REUSE=1; `attnzoo compare --from runs/results/NAME/runs` re-aggregates them); the report, results.json
 # (per-seed top-1 and flags included), plots, commit and wall-clock time are copied to docs/results/NAME/.
-#   bash scripts/results.sh [main fresh combined ablations long warmup long-diagnostics recipe all ...]   (default: all, in that order)
+#   bash scripts/results.sh [main fresh combined ablations long warmup long-diagnostics recipe plateau all ...]   (default: all, in that order)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/setup.sh"
@@ -62,6 +62,18 @@ for what in "${@:-main fresh combined ablations long warmup long-diagnostics rec
         done; done
         python scripts/recipe_figure.py runs/results/recipe docs/results/recipe
         commit_stamp > docs/results/recipe/COMMIT ;;
+      plateau)  # how long plain runs sit on the loss plateau at ln 10, and where they end, under the recipe and three
+                # alternatives: 24 seeds each (12 on data seed 2, 12 on data seed 3), none used anywhere else (docs/results/plateau/)
+        fresh_start runs/results/plateau
+        for candidate in "0.05 1" "0.1 1" "0.025 1" "0.05 2"; do
+          set -- $candidate
+          for data in 2 3; do
+            attnzoo compare --variants plain --first-seed $((100 * data)) --seeds 12 --data-seed $data --lr "$1" --warmup-epochs "$2" \
+              --no-latency --no-localisation --no-progress --out "runs/results/plateau/lr$1-warmup$2-data$data" > /dev/null
+          done
+        done
+        python scripts/plateau_figure.py runs/results/plateau docs/results/plateau
+        commit_stamp > docs/results/plateau/COMMIT ;;
       *) echo "unknown result set $w" >&2; exit 2 ;;
     esac
   done
