@@ -65,7 +65,7 @@ def test_help_shows_every_numeric_default(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for flag, default in (("--warmup-epochs", TrainConfig().warmup_epochs), ("--label-smoothing", 0.0), ("--freeze-stages", 0),
+    for flag, default in (("--warmup-epochs", TrainConfig().optim.warmup_epochs), ("--label-smoothing", 0.0), ("--freeze-stages", 0),
                           ("--epochs", 8)):
         assert f"{flag} {flag.lstrip('-').upper().replace('-', '_')}" in text
         assert re.search(re.escape(flag) + r" \S+ [^()]*\(default " + re.escape(str(default)) + r"\)", text), (flag, default)

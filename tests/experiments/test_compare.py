@@ -87,7 +87,7 @@ def test_worker_layout_never_oversubscribes():
 
 
 def test_a_run_folder_with_another_config_is_refused(tmp_path):
-    base = TrainConfig(epochs=1, train_size=64, test_size=32)
+    base = TrainConfig.of(epochs=1, train_size=64, test_size=32)
     (cfg,) = plan([parse_variant("cbam")], [0], base, tmp_path)
     assert run_state(cfg) == "new"
     cfg_dir = tmp_path / "runs" / "cbam-seed0"

@@ -67,7 +67,7 @@ def test_a_run_written_by_the_previous_layout_loads_and_resumes(tmp_path):
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "v1-run"
     model, cfg, meta = load_trained_model(fixture)
-    assert meta["format"] == "attnzoo-checkpoint-v1" and cfg.attn_options == {"variant": "paper"}
+    assert meta["format"] == "attnzoo-checkpoint-v1" and cfg.model.attn_options == {"variant": "paper"}
     assert model.layer1[0].attn.spatial.variant == "paper"  # the weights loaded strictly into the form they were trained in
     run = tmp_path / "run"
     shutil.copytree(fixture, run)

@@ -12,7 +12,7 @@ TINY = dict(train_size=256, test_size=64, batch_size=32, threads=1, progress=Fal
 
 def test_train_writes_metrics_summary_and_checkpoints(tmp_path):
     out = tmp_path / "run"
-    summary = train(TrainConfig(out=str(out), epochs=2, attn="se", **TINY))
+    summary = train(TrainConfig.of(out=str(out), epochs=2, attn="se", **TINY))
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [l["epoch"] for l in lines] == [1, 2]
     assert {"train_loss", "test_top1", "test_top5", "images_per_s", "data_share", "lr"} <= set(lines[0])
@@ -24,9 +24,9 @@ def test_train_writes_metrics_summary_and_checkpoints(tmp_path):
 
 
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
-    train(TrainConfig(out=str(tmp_path), epochs=1, **TINY))
+    train(TrainConfig.of(out=str(tmp_path), epochs=1, **TINY))
     with pytest.raises(ValueError, match="already holds a run; pass --resume to continue it, --overwrite to replace it"):
-        train(TrainConfig(out=str(tmp_path), epochs=1, **TINY))
+        train(TrainConfig.of(out=str(tmp_path), epochs=1, **TINY))
 
 
 def test_lr_schedules():
@@ -52,24 +52,24 @@ def test_no_weight_decay_on_bn_and_bias():
 
 def test_variant_names():
     assert variant_name(TrainConfig()) == "plain"
-    assert variant_name(TrainConfig(attn="self_attn", attn_stages=[3])) == "self_attn@3"
-    assert variant_name(TrainConfig(attn="cbam", fusion="iaff")) == "cbam+iaff"
+    assert variant_name(TrainConfig.of(attn="self_attn", attn_stages=[3])) == "self_attn@3"
+    assert variant_name(TrainConfig.of(attn="cbam", fusion="iaff")) == "cbam+iaff"
 
 
 def test_bad_config_values():
     with pytest.raises(ValueError, match="schedule must be"):
-        train(TrainConfig(schedule="step"))
+        train(TrainConfig.of(schedule="step"))
     with pytest.raises(ValueError, match="unknown training options: colour"):
         TrainConfig.from_dict({"colour": 1})
 
 
 def test_sync_bn_rejected_on_cpu(tmp_path):
     with pytest.raises(ValueError, match="--sync-bn needs CUDA"):
-        train(TrainConfig(out=str(tmp_path), sync_bn=True, device="cpu", **TINY))
+        train(TrainConfig.of(out=str(tmp_path), sync_bn=True, device="cpu", **TINY))
 
 
 def test_bf16_amp_and_channels_last_train(tmp_path):
-    summary = train(TrainConfig(out=str(tmp_path), epochs=1, amp=True, channels_last=True, attn="cbam", **TINY))
+    summary = train(TrainConfig.of(out=str(tmp_path), epochs=1, amp=True, channels_last=True, attn="cbam", **TINY))
     assert math.isfinite(summary["last_top1"])
 
 

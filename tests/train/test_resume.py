@@ -222,7 +222,7 @@ def test_unwritable_output_fails_before_any_work(tmp_path, monkeypatch):
 
     monkeypatch.setattr(io.tempfile, "mkstemp", refuse)
     with pytest.raises(ValueError, match="cannot write to .*: No space left on device"):
-        train(TrainConfig(out=str(tmp_path / "full"), epochs=1, train_size=64, test_size=32))
+        train(TrainConfig.of(out=str(tmp_path / "full"), epochs=1, train_size=64, test_size=32))
     assert not list((tmp_path / "full").glob("*"))  # nothing trained, nothing written
 
 
@@ -230,8 +230,8 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypa
     from attnzoo.train import TrainConfig, train
     from attnzoo.train import checkpoint as ckpt
 
-    cfg = TrainConfig(out=str(tmp_path), epochs=2, train_size=64, test_size=32, progress=False)
-    train(TrainConfig(**{**cfg.to_dict(), "epochs": 1}))
+    cfg = TrainConfig.of(out=str(tmp_path), epochs=2, train_size=64, test_size=32, progress=False)
+    train(TrainConfig.from_dict({**cfg.to_dict(), "epochs": 1}))
     before = (tmp_path / "checkpoint.json").read_text()
     real = ckpt.atomic_write_bytes
 
@@ -242,11 +242,11 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypa
 
     monkeypatch.setattr(ckpt, "atomic_write_bytes", full)
     with pytest.raises(OSError, match="No space left"):
-        train(TrainConfig(**{**cfg.to_dict(), "resume": True}))
+        train(TrainConfig.from_dict({**cfg.to_dict(), "resume": True}))
     assert (tmp_path / "checkpoint.json").read_text() == before  # the manifest still names epoch 1
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     monkeypatch.setattr(ckpt, "atomic_write_bytes", real)
-    assert train(TrainConfig(**{**cfg.to_dict(), "resume": True}))["last_top1"] is not None
+    assert train(TrainConfig.from_dict({**cfg.to_dict(), "resume": True}))["last_top1"] is not None
 
 
 def test_fault_walkthrough_ends_where_an_uninterrupted_run_ends(tmp_path):

@@ -22,7 +22,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         run_dirs = compare.from_dirs(args.from_dirs)
     else:
         base = config_from_args(args)
-        specs = parse_variants(args.variants, base.model, base.model_options)
+        specs = parse_variants(args.variants, base.model.model, base.model.model_options)
         seeds = range(args.first_seed, args.first_seed + args.seeds)
         run_dirs = compare.train_variants(specs, seeds, base, out, jobs=args.jobs, progress=args.progress)
     command = "attnzoo " + " ".join(args.argv)
@@ -66,8 +66,8 @@ def apply_preset(args: argparse.Namespace) -> None:
     preset, defaults = PRESETS[args.preset], TrainConfig()
     args.variants = args.variants or list(preset["variants"])
     args.seeds = args.seeds or preset.get("seeds", 3)
-    args.model = args.model or preset.get("model", defaults.model)
-    args.epochs = args.epochs or preset.get("epochs", defaults.epochs)
+    args.model = args.model or preset.get("model", defaults.model.model)
+    args.epochs = args.epochs or preset.get("epochs", defaults.optim.epochs)
     if args.quick:
         for key, value in COMPARE_QUICK.items():
             setattr(args, key, value)

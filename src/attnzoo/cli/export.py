@@ -18,7 +18,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from ..train.evaluate import load_trained_model
 
         model, cfg, meta = load_trained_model(args.checkpoint)
-        name, shape = cfg.model, json.loads(meta["input_shape"])
+        name, shape = cfg.model.model, json.loads(meta["input_shape"])
     else:
         from ..models.spec import ModelSpec
 

@@ -28,22 +28,22 @@ def add_train_arguments(p: argparse.ArgumentParser, for_compare: bool = False) -
     a comparison sets per run or per variant."""
     from ..train import TrainConfig
 
-    defaults, hints = TrainConfig(), typing.get_type_hints(TrainConfig)
+    defaults = TrainConfig()
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in dataclasses.fields(TrainConfig):
-        meta = f.metadata
+    for part, f in TrainConfig.fields():
+        meta, hint = f.metadata, typing.get_type_hints(type(getattr(defaults, part)))[f.name]
         if for_compare and not meta["compare"]:
             continue
         g = groups.setdefault(meta["group"], p.add_argument_group(meta["group"]))
-        default = getattr(defaults, f.name)
+        default = getattr(getattr(defaults, part), f.name)
         if meta["kind"] == "options":
             g.add_argument(_flag(f), dest=f.name, action="append", metavar="KEY=VALUE", help=meta["help"])
         elif meta["kind"] == "stages":
             g.add_argument(_flag(f), dest=f.name, type=int, nargs="+", help=meta["help"])
-        elif hints[f.name] is bool:
+        elif hint is bool:
             g.add_argument(_flag(f), dest=f.name, action="store_false" if default else "store_true", help=meta["help"])
         else:
-            kind = typing.get_args(hints[f.name])[0] if typing.get_origin(hints[f.name]) is typing.Union else hints[f.name]
+            kind = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Union else hint
             g.add_argument(_flag(f), dest=f.name, default=default, type=positive_int if meta["positive"] else kind,
                            choices=meta["choices"], metavar=meta["metavar"], help=_help(f, default))
 
@@ -57,7 +57,7 @@ def config_from_args(args: argparse.Namespace, explicit_only: bool = False):
     if explicit_only:
         values = {k: v for k, v in values.items() if k in args.explicit}
     fields = {}
-    for f in dataclasses.fields(TrainConfig):
+    for _, f in TrainConfig.fields():
         if f.name not in values:
             continue
         value = values[f.name]

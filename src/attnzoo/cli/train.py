@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 
@@ -17,10 +16,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..train.engine import stored_config
 
     cfg = config_from_args(args)
-    stored = stored_config(Path(cfg.out)) if cfg.resume else None
+    stored = stored_config(Path(cfg.execution.out)) if cfg.execution.resume else None
     if stored is not None:  # the run's own config; the command line adds only what it names
         given = config_from_args(args, explicit_only=True)
-        cfg = dataclasses.replace(stored, **{**given, "resume": True})
+        cfg = stored.replace(**{**given, "resume": True})
     try:
         summary = train(cfg)
     except TrainingDiverged as e:
@@ -33,7 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(
             f"{summary['variant']}: best top-1 {summary['best_top1']:.4f} (epoch {summary['best_epoch']}), "
             f"last {summary['last_top1']:.4f}; {summary['params']:,} params, {summary['macs'] / 1e6:.2f} MMACs; "
-            f"{summary['wall_time_s']:.1f} s; written to {cfg.out}{flags}"
+            f"{summary['wall_time_s']:.1f} s; written to {cfg.execution.out}{flags}"
         )
     return 0
 

@@ -53,7 +53,7 @@ def plan(specs: Sequence[ModelSpec], seeds: Sequence[int], base: TrainConfig, ou
     for spec in specs:
         for seed in seeds:
             run_dir = Path(out) / "runs" / run_folder_name(spec.label, seed)
-            configs.append(dataclasses.replace(base, **spec.model_fields(), seed=seed, out=str(run_dir), threads=threads, progress=False))
+            configs.append(dataclasses.replace(base, model=spec).replace(seed=seed, out=str(run_dir), threads=threads, progress=False))
     return configs
 
 
@@ -66,7 +66,7 @@ def differences(stored: dict, requested: dict) -> list[str]:
 def run_state(cfg: TrainConfig) -> str:
     """``"done"`` (finished with this config), ``"resume"`` (started with it) or ``"new"``; a run
     folder holding another config raises ValueError naming the differences."""
-    run_dir = Path(cfg.out)
+    run_dir = Path(cfg.execution.out)
     config_file = run_dir / "config.json"
     if not config_file.is_file():
         if run_dir.exists() and any(run_dir.iterdir()):
@@ -115,11 +115,11 @@ def run_sweep(configs: Sequence[TrainConfig], jobs: int = 1, progress: bool = Tr
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    states = {cfg.out: run_state(cfg) for cfg in configs}
+    states = {cfg.execution.out: run_state(cfg) for cfg in configs}
     for cfg in configs:  # (each run writes its config.json as it starts: a rerun with another config is refused)
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    done = [Path(c.out) for c in configs if states[c.out] == "done"]
-    todo = [dataclasses.replace(c, resume=states[c.out] == "resume") for c in configs if states[c.out] != "done"]
+        Path(cfg.execution.out).mkdir(parents=True, exist_ok=True)
+    done = [Path(c.execution.out) for c in configs if states[c.execution.out] == "done"]
+    todo = [c.replace(resume=states[c.execution.out] == "resume") for c in configs if states[c.execution.out] != "done"]
     failures: list[Failure] = []
     bar = None
     if progress:
@@ -128,7 +128,7 @@ def run_sweep(configs: Sequence[TrainConfig], jobs: int = 1, progress: bool = Tr
         bar = tqdm(total=len(configs), initial=len(done), desc="compare", unit="run", file=sys.stderr, dynamic_ncols=True)
     if todo:
         with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_train_worker, c.to_dict(), str(Path(c.out) / "train.log")): Path(c.out) for c in todo}
+            futures = {pool.submit(_train_worker, c.to_dict(), str(Path(c.execution.out) / "train.log")): Path(c.execution.out) for c in todo}
             for future in as_completed(futures):
                 run_dir = futures[future]
                 error = future.result()

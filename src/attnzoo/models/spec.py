@@ -18,12 +18,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from torch import nn
 
 from ..layers.registry import get_attn_class, get_conv_class, get_fusion_class, list_attn, list_conv, list_fusion
+from ..utils.options import option
 from .registry import create_model, get_model_factory
 
 # The registry each part of a spec draws from, in the order a label lists them.
@@ -101,16 +102,22 @@ class ModelSpec:
     ``build(num_classes)`` makes it; ``label`` is its canonical text (see the module docstring).
     """
 
-    model: str = "cifar_resnet8"
-    attn: Optional[str] = None
-    attn_options: dict[str, Any] = field(default_factory=dict)
-    attn_stages: Optional[tuple[int, ...]] = None
-    fusion: Optional[str] = None
-    fusion_options: dict[str, Any] = field(default_factory=dict)
-    fusion_stages: Optional[tuple[int, ...]] = None
-    conv: Optional[str] = None
-    conv_options: dict[str, Any] = field(default_factory=dict)
-    model_options: dict[str, Any] = field(default_factory=dict)
+    # Each field also describes its command-line flag (attnzoo.cli.options); compare=False: set per variant.
+    model: str = option("cifar_resnet8", "model name; see `attnzoo list`", "model")
+    attn: Optional[str] = option(None, "attention module in every block", "model", compare=False)
+    attn_options: dict[str, Any] = option(help="attention option, repeatable (e.g. reduction=8)", group="model", factory=dict,
+                                          flag="--attn-opt", compare=False, kind="options")
+    attn_stages: Optional[tuple[int, ...]] = option(None, "stages (1-based) that get attention (default all)", "model", compare=False, kind="stages")
+    fusion: Optional[str] = option(None, "fusion module replacing each residual addition", "model", compare=False)
+    fusion_options: dict[str, Any] = option(help="fusion option, repeatable (e.g. scale=2)", group="model", factory=dict,
+                                            flag="--fusion-opt", compare=False, kind="options")
+    fusion_stages: Optional[tuple[int, ...]] = option(None, "stages (1-based) that get fusion (default all)", "model", compare=False, kind="stages")
+    conv: Optional[str] = option(None, "3×3-conv replacement in the bottlenecks: sk, splat, lambda (every stage), bottleneck, halo (last stage)",
+                                 "model", compare=False)
+    conv_options: dict[str, Any] = option(help="conv replacement option, repeatable (e.g. radix=4)", group="model", factory=dict,
+                                          flag="--conv-opt", compare=False, kind="options")
+    model_options: dict[str, Any] = option(help="model option, repeatable (e.g. zero_init_residual=true)", group="model", factory=dict,
+                                           flag="--model-opt", kind="options")
 
     def __post_init__(self) -> None:
         # Stages arrive as lists from JSON; keep one form so equal specs compare equal.
@@ -162,13 +169,6 @@ class ModelSpec:
                 text += ":" + ",".join(f"{k}={_option_text(v)}" for k, v in sorted(options.items()))
             parts.append(text)
         return "+".join(parts) or "plain"
-
-    def model_fields(self) -> dict[str, Any]:
-        """The spec as the flat fields of a ``TrainConfig`` (stages as lists, as JSON holds them)."""
-        data = dataclasses.asdict(self)
-        for name in ("attn_stages", "fusion_stages"):
-            data[name] = list(data[name]) if data[name] is not None else None
-        return data
 
 
 def _option_text(value: Any) -> str:

@@ -1,4 +1,5 @@
-"""Training configuration: one dataclass, saved with every run and checkpoint.
+"""Training configuration: what to build (a ``ModelSpec``) and how to train it (data, optimisation,
+fine-tuning and execution parts), saved with every run and checkpoint.
 
 Its defaults are *the* recipe, shared by ``attnzoo train`` and ``attnzoo compare``: SGD with
 momentum at batch 32, peak learning rate 0.05 scaled linearly with the batch size (Goyal et al.
@@ -13,42 +14,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from ..models.spec import ModelSpec
+from ..utils.options import option
 
 CHECKPOINT_FORMAT = "attnzoo-checkpoint-v2"  # v2: CBAM's default spatial gate is the authors' (v1: the paper's)
 LR_PER_32 = 0.05  # the recipe's peak learning rate at batch size 32
 
-def option(default: Any = None, help: str = "", group: str = "", *, factory: Any = None, flag: Optional[str] = None, compare: bool = True,
-           positive: bool = False, choices: Optional[tuple] = None, metavar: Optional[str] = None, kind: Optional[str] = None) -> Any:
-    """A config field with what its command-line flag needs (help written once, here); ``cli``
-    generates ``attnzoo train`` and ``attnzoo compare`` flags from these. ``compare=False``: the
-    field is set per run or per variant, not shared by a comparison."""
-    metadata = {"help": help, "group": group, "flag": flag, "compare": compare, "positive": positive, "choices": choices,
-                "metavar": metavar, "kind": kind}
-    return field(default_factory=factory, metadata=metadata) if factory else field(default=default, metadata=metadata)
-
 
 @dataclass
-class TrainConfig:
-    # model (a ModelSpec's fields: see spec())
-    model: str = option("cifar_resnet8", "model name; see `attnzoo list`", "model")
-    attn: Optional[str] = option(None, "attention module in every block", "model", compare=False)
-    fusion: Optional[str] = option(None, "fusion module replacing each residual addition", "model", compare=False)
-    conv: Optional[str] = option(None, "3×3-conv replacement in the bottlenecks: sk, splat, lambda (every stage), bottleneck, halo (last stage)",
-                                 "model", compare=False)
-    attn_options: dict[str, Any] = option(help="attention option, repeatable (e.g. reduction=8)", group="model", factory=dict,
-                                          flag="--attn-opt", compare=False, kind="options")
-    fusion_options: dict[str, Any] = option(help="fusion option, repeatable (e.g. scale=2)", group="model", factory=dict,
-                                            flag="--fusion-opt", compare=False, kind="options")
-    conv_options: dict[str, Any] = option(help="conv replacement option, repeatable (e.g. radix=4)", group="model", factory=dict,
-                                          flag="--conv-opt", compare=False, kind="options")
-    attn_stages: Optional[list[int]] = option(None, "stages (1-based) that get attention (default all)", "model", compare=False, kind="stages")
-    fusion_stages: Optional[list[int]] = option(None, "stages (1-based) that get fusion (default all)", "model", compare=False, kind="stages")
-    model_options: dict[str, Any] = option(help="model option, repeatable (e.g. zero_init_residual=true)", group="model", factory=dict,
-                                           flag="--model-opt", kind="options")
-    # data
+class DataConfig:
     dataset: str = option("digits", "digits (embedded), cifar10, cifar100 or imagefolder", "data")
     data_root: Optional[str] = option(None, "folder of a cifar10/cifar100/imagefolder dataset", "data")
     image_size: int = option(64, "imagefolder: side of the resized, centre-cropped images", "data", positive=True)
@@ -57,7 +33,10 @@ class TrainConfig:
     data_seed: int = option(0, "digits: the dataset's own seed, fixed across training seeds", "data")
     augment: bool = option(True, "no random crop / flip", "data", flag="--no-augment")
     allow_empty_classes: bool = option(False, "imagefolder: warn about class folders without images instead of refusing", "data")
-    # optimisation
+
+
+@dataclass
+class OptimConfig:
     epochs: int = option(8, "epochs", "optimisation", positive=True)
     batch_size: int = option(32, "global batch size, split across torchrun ranks", "optimisation", positive=True)
     lr: Optional[float] = option(None, "peak learning rate of SGD with momentum (default 0.05 × batch size / 32)", "optimisation")
@@ -66,7 +45,17 @@ class TrainConfig:
     schedule: str = option("cosine", "learning-rate schedule after the warm-up", "optimisation", choices=("cosine", "onecycle"))
     warmup_epochs: float = option(1.0, "linear warm-up", "optimisation")
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy", "optimisation")
-    # fine-tuning a pretrained network (attention and fusion retrofitted at γ = 0)
+
+    @property
+    def peak_lr(self) -> float:
+        """The peak learning rate: ``lr``, or the recipe's ``LR_PER_32`` scaled to the batch size."""
+        return self.lr if self.lr is not None else LR_PER_32 * self.batch_size / 32
+
+
+@dataclass
+class FinetuneConfig:
+    """Fine-tuning a pretrained network (attention and fusion retrofitted at γ = 0)."""
+
     init_from: Optional[str] = option(None, "start from a plain network's weights (.safetensors/.pth); --attn/--fusion are retrofitted "
                                       "behind residual mixes at zero, so the first evaluation (epoch 0) equals the plain network's",
                                       "fine-tuning a pretrained network", metavar="CHECKPOINT")
@@ -74,7 +63,10 @@ class TrainConfig:
     backbone_lr_scale: float = option(0.1, "learning rate of the pretrained parameters relative to the new modules and head",
                                       "fine-tuning a pretrained network")
     freeze_stages: int = option(0, "freeze the stem and the first N stages", "fine-tuning a pretrained network")
-    # execution
+
+
+@dataclass
+class ExecutionConfig:
     amp: bool = option(False, "autocast: bf16 on CPU, fp16 on CUDA (see --amp-dtype)", "execution")
     amp_dtype: Optional[str] = option(None, "autocast dtype", "execution", choices=("bf16", "fp16"))
     channels_last: bool = option(False, "channels-last memory format", "execution")
@@ -93,20 +85,57 @@ class TrainConfig:
     overwrite: bool = option(False, "replace a run already in --out (default: refuse)", "execution", compare=False)
     progress: bool = option(True, "no progress bar", "execution", flag="--no-progress")
 
+
+@dataclass
+class TrainConfig:
+    """One training run: the model to build, then the data, optimisation, fine-tuning and execution
+    parts. Every field name is unique across the parts, so the stored form (``to_dict``:
+    ``config.json``, checkpoint metadata) and the command line are flat; ``TrainConfig.of(epochs=2,
+    attn="se")`` builds one from flat fields, ``cfg.replace(seed=3)`` changes some."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+
+    @staticmethod
+    def fields() -> Iterator[tuple[str, dataclasses.Field]]:
+        """Every (part, field) of a training config, in command-line order."""
+        for part in dataclasses.fields(TrainConfig):
+            for f in dataclasses.fields(part.default_factory):  # type: ignore[arg-type]
+                yield part.name, f
+
+    @classmethod
+    def of(cls, **flat: Any) -> "TrainConfig":
+        """A config from flat fields (``epochs=2, attn="se", out="runs/x"``); the rest are defaults."""
+        return cls().replace(**flat)
+
+    def replace(self, **flat: Any) -> "TrainConfig":
+        """A copy with some flat fields changed; an unknown name is a ValueError naming it."""
+        part_of = {f.name: part for part, f in self.fields()}
+        unknown = sorted(set(flat) - set(part_of))
+        if unknown:
+            raise ValueError(f"unknown training options: {', '.join(unknown)}")
+        changes: dict[str, dict[str, Any]] = {}
+        for name, value in flat.items():
+            changes.setdefault(part_of[name], {})[name] = value
+        return dataclasses.replace(self, **{part: dataclasses.replace(getattr(self, part), **values) for part, values in changes.items()})
+
     def spec(self) -> ModelSpec:
         """The model this run trains (fine-tuning: with its attention retrofitted, see attnzoo.retrofit)."""
-        spec = ModelSpec(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelSpec)})
-        if self.init_from and (self.attn or self.fusion) and "retrofit" not in spec.model_options:
+        spec = self.model
+        if self.finetune.init_from and (spec.attn or spec.fusion) and "retrofit" not in spec.model_options:
             spec = dataclasses.replace(spec, model_options={**spec.model_options, "retrofit": True})
         return spec
 
-    @property
-    def peak_lr(self) -> float:
-        """The peak learning rate: ``lr``, or the recipe's ``LR_PER_32`` scaled to the batch size."""
-        return self.lr if self.lr is not None else LR_PER_32 * self.batch_size / 32
-
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The stored form: every field, flat (stages as lists, as JSON holds them)."""
+        flat: dict[str, Any] = {}
+        for part, f in self.fields():
+            value = getattr(getattr(self, part), f.name)
+            flat[f.name] = list(value) if isinstance(value, tuple) else value
+        return json.loads(json.dumps(flat))  # plain JSON values, no shared dicts with self
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -125,24 +154,21 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training options: {', '.join(unknown)}")
-        return cls(**data)
+        """A config from its stored (flat) form."""
+        return cls.of(**data)
 
     def validate(self) -> None:
-        if self.schedule not in ("cosine", "onecycle"):
-            raise ValueError(f"schedule must be 'cosine' or 'onecycle', got {self.schedule!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be positive, got {self.epochs} and {self.batch_size}")
-        if self.amp_dtype not in (None, "bf16", "fp16"):
-            raise ValueError(f"amp_dtype must be 'bf16' or 'fp16', got {self.amp_dtype!r}")
-        if not 0.0 <= self.backbone_lr_scale:
-            raise ValueError(f"backbone_lr_scale must be ≥ 0, got {self.backbone_lr_scale}")
-        if self.freeze_stages < 0:
-            raise ValueError(f"freeze_stages must be ≥ 0, got {self.freeze_stages}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.optim.schedule not in ("cosine", "onecycle"):
+            raise ValueError(f"schedule must be 'cosine' or 'onecycle', got {self.optim.schedule!r}")
+        if self.optim.lr is not None and not self.optim.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.optim.lr}")
+        if self.optim.epochs < 1 or self.optim.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be positive, got {self.optim.epochs} and {self.optim.batch_size}")
+        if self.execution.amp_dtype not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp_dtype must be 'bf16' or 'fp16', got {self.execution.amp_dtype!r}")
+        if not 0.0 <= self.finetune.backbone_lr_scale:
+            raise ValueError(f"backbone_lr_scale must be ≥ 0, got {self.finetune.backbone_lr_scale}")
+        if self.finetune.freeze_stages < 0:
+            raise ValueError(f"freeze_stages must be ≥ 0, got {self.finetune.freeze_stages}")
+        if not 0.0 <= self.optim.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.optim.label_smoothing}")

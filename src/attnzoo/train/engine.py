@@ -128,9 +128,9 @@ def _logits(out) -> torch.Tensor:
 
 
 def autocast_context(device: torch.device, cfg: TrainConfig):
-    if not cfg.amp:
+    if not cfg.execution.amp:
         return contextlib.nullcontext()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp_dtype or ("fp16" if device.type == "cuda" else "bf16")]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[cfg.execution.amp_dtype or ("fp16" if device.type == "cuda" else "bf16")]
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
@@ -207,13 +207,13 @@ def resumed_config(out: Path, requested: TrainConfig) -> Optional[TrainConfig]:
     if changed:
         raise ValueError(f"--resume continues {out} as it was configured; it differs in " + "; ".join(
             f"{k} (run: {mine[k]!r}, now: {theirs[k]!r})" for k in changed) + ". Start a new run (another --out) to change them")
-    if requested.epochs < stored.epochs:
-        raise ValueError(f"--resume: --epochs {requested.epochs} is fewer than the run's {stored.epochs}; epochs can only be extended")
-    cfg = dataclasses.replace(stored, **{k: theirs[k] for k in RESUMABLE_FIELDS}, epochs=requested.epochs)
+    if requested.optim.epochs < stored.optim.epochs:
+        raise ValueError(f"--resume: --epochs {requested.optim.epochs} is fewer than the run's {stored.optim.epochs}; epochs can only be extended")
+    cfg = stored.replace(**{k: theirs[k] for k in RESUMABLE_FIELDS}, epochs=requested.optim.epochs)
     summary = out / "summary.json"
     if summary.is_file():
         done = json.loads(summary.read_text())
-        if done.get("status") == "finished" and done["config"]["epochs"] >= cfg.epochs:
+        if done.get("status") == "finished" and done["config"]["epochs"] >= cfg.optim.epochs:
             print(f"{out} finished all {done['config']['epochs']} epochs already; nothing to do (pass more --epochs to extend it)", file=sys.stderr)
             return None
     return cfg
@@ -237,9 +237,9 @@ def stored_config(out: Path) -> Optional[TrainConfig]:
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) one run described by ``cfg``; returns its summary (also written to
-    ``cfg.out/summary.json`` by rank 0)."""
+    ``--out/summary.json`` by rank 0)."""
     cfg.validate()
-    device = select_device(cfg.device)
+    device = select_device(cfg.execution.device)
     info = init_distributed(device.type)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
@@ -283,7 +283,7 @@ class Run:
 
     @property
     def per_rank_batch(self) -> int:
-        return self.cfg.batch_size // self.info.world_size
+        return self.cfg.optim.batch_size // self.info.world_size
 
     @property
     def steps_per_epoch(self) -> int:
@@ -309,11 +309,11 @@ class Run:
 def _check_output(cfg: TrainConfig) -> None:
     """Before any work: the run folder is writable, and a folder holding a run is only continued
     (``resume``) or replaced (``overwrite``), never silently overwritten."""
-    out = Path(cfg.out)
+    out = Path(cfg.execution.out)
     ensure_writable(out)
-    if cfg.resume or not ckpt.holds_run(out):
+    if cfg.execution.resume or not ckpt.holds_run(out):
         return
-    if not cfg.overwrite:
+    if not cfg.execution.overwrite:
         raise ValueError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --out")
     for name in ckpt.RUN_FILES:
         (out / name).unlink(missing_ok=True)
@@ -323,45 +323,46 @@ def _check_output(cfg: TrainConfig) -> None:
 
 
 def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Run:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if cfg.deterministic:
+    data, optim, ex = cfg.data, cfg.optim, cfg.execution
+    if ex.threads:
+        torch.set_num_threads(ex.threads)
+    if ex.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    if cfg.sync_bn and device.type != "cuda":
+    if ex.sync_bn and device.type != "cuda":
         raise ValueError(
             "--sync-bn needs CUDA (SyncBatchNorm runs on NCCL); on CPU each rank normalises its own "
             "batch and rank 0's running statistics are broadcast to all ranks every step"
         )
-    if cfg.batch_size % info.world_size:
-        raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {info.world_size} ranks")
-    data = dict(progress=info.is_main and cfg.progress, allow_empty_classes=cfg.allow_empty_classes)
-    train_ds = load_dataset(cfg.dataset, "train", cfg.data_root, cfg.image_size, cfg.train_size, cfg.data_seed, **data)
-    test_ds = load_dataset(cfg.dataset, "test", cfg.data_root, cfg.image_size, cfg.test_size, cfg.data_seed, **data)
-    if len(train_ds) < cfg.batch_size:
-        raise ValueError(f"the training set has {len(train_ds)} images, fewer than one batch of {cfg.batch_size}")
+    if optim.batch_size % info.world_size:
+        raise ValueError(f"batch size {optim.batch_size} is not divisible by the {info.world_size} ranks")
+    loading = dict(progress=info.is_main and ex.progress, allow_empty_classes=data.allow_empty_classes)
+    train_ds = load_dataset(data.dataset, "train", data.data_root, data.image_size, data.train_size, data.data_seed, **loading)
+    test_ds = load_dataset(data.dataset, "test", data.data_root, data.image_size, data.test_size, data.data_seed, **loading)
+    if len(train_ds) < optim.batch_size:
+        raise ValueError(f"the training set has {len(train_ds)} images, fewer than one batch of {optim.batch_size}")
     mean, std = channel_stats(train_ds.images)
-    aug = augment_defaults(cfg.dataset, train_ds.images.shape[-1])
+    aug = augment_defaults(data.dataset, train_ds.images.shape[-1])
     train_batches = BatchMaker(
-        train_ds, device, mean, std, aug.padding if cfg.augment else 0, aug.flip and cfg.augment, cfg.channels_last, (info.rank, info.world_size)
+        train_ds, device, mean, std, aug.padding if data.augment else 0, aug.flip and data.augment, ex.channels_last, (info.rank, info.world_size)
     )
-    test_batches = BatchMaker(test_ds, device, mean, std, 0, False, cfg.channels_last)
+    test_batches = BatchMaker(test_ds, device, mean, std, 0, False, ex.channels_last)
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(ex.seed)
     core = build_model(cfg, train_ds.num_classes).to(device)
-    if cfg.sync_bn and info.enabled:
+    if ex.sync_bn and info.enabled:
         core = nn.SyncBatchNorm.convert_sync_batchnorm(core)
-    if cfg.channels_last:
+    if ex.channels_last:
         core = core.to(memory_format=torch.channels_last)
-    if cfg.init_from:
+    if cfg.finetune.init_from:
         _init_from(core, cfg, info)
-    optimizer = torch.optim.SGD(param_groups(core, cfg.weight_decay, cfg.backbone_lr_scale if cfg.init_from else None), lr=cfg.peak_lr,
-                                momentum=cfg.momentum)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp and device.type == "cuda" and cfg.amp_dtype != "bf16")
-    sampler = DistributedSampler(range(len(train_ds)), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+    backbone_lr_scale = cfg.finetune.backbone_lr_scale if cfg.finetune.init_from else None
+    optimizer = torch.optim.SGD(param_groups(core, optim.weight_decay, backbone_lr_scale), lr=optim.peak_lr, momentum=optim.momentum)
+    scaler = torch.amp.GradScaler(device.type, enabled=ex.amp and device.type == "cuda" and ex.amp_dtype != "bf16")
+    sampler = DistributedSampler(range(len(train_ds)), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=ex.seed, drop_last=True)
     model: nn.Module = core
     if info.enabled:
         model = nn.parallel.DistributedDataParallel(core, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
+    if ex.compile:
         model = torch.compile(model)
     meta = {
         "format": CHECKPOINT_FORMAT,
@@ -371,7 +372,7 @@ def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Run:
         "mean": json.dumps(mean),
         "std": json.dumps(std),
     }
-    return Run(cfg, device, info, Path(cfg.out), train_ds, train_batches, test_batches, core, model, optimizer, scaler, sampler, meta)
+    return Run(cfg, device, info, Path(ex.out), train_ds, train_batches, test_batches, core, model, optimizer, scaler, sampler, meta)
 
 
 def _init_from(core: nn.Module, cfg: TrainConfig, info: DistInfo) -> None:
@@ -379,11 +380,11 @@ def _init_from(core: nn.Module, cfg: TrainConfig, info: DistInfo) -> None:
     size re-initialised, the stem and the first ``freeze_stages`` stages frozen."""
     from ..models.weights import load_backbone
 
-    report = load_backbone(core, cfg.init_from, cfg.init_source, head="reinit")
+    report = load_backbone(core, cfg.finetune.init_from, cfg.finetune.init_source, head="reinit")
     if info.is_main:
-        print(f"initialised from {cfg.init_from}: {report}", file=sys.stderr)
-    if cfg.freeze_stages:
-        frozen = ["conv1", "bn1", *(f"layer{i}" for i in range(1, cfg.freeze_stages + 1))]
+        print(f"initialised from {cfg.finetune.init_from}: {report}", file=sys.stderr)
+    if cfg.finetune.freeze_stages:
+        frozen = ["conv1", "bn1", *(f"layer{i}" for i in range(1, cfg.finetune.freeze_stages + 1))]
         for name, p in core.named_parameters():
             if name.split(".")[0] in frozen and not any(part in ("attn", "fusion") for part in name.split(".")):
                 p.requires_grad_(False)
@@ -404,7 +405,7 @@ def _restore(run: Run) -> TrainState:
         run.scaler.load_state_dict(blob["scaler"])
     torch.set_rng_state(blob["torch_rng"])
     state = TrainState(blob["epoch"], blob["step"], blob["best"], [h for h in blob["history"] if h["epoch"] <= blob["epoch"]])
-    if run.info.is_main and state.epoch < run.cfg.epochs:
+    if run.info.is_main and state.epoch < run.cfg.optim.epochs:
         print(f"resuming {run.out} from {found[0].name} at epoch {state.epoch + 1}, step {state.step}", file=sys.stderr)
     return state
 
@@ -414,11 +415,11 @@ def _train_epoch(run: Run, state: TrainState, stop: "StopRequest") -> dict[str, 
     training figures. A stop request ends it after the current step with a checkpoint."""
     cfg, info = run.cfg, run.info
     epoch, steps = state.epoch, run.steps_per_epoch
-    total_steps, warmup_steps = steps * cfg.epochs, int(cfg.warmup_epochs * steps)
+    total_steps, warmup_steps = steps * cfg.optim.epochs, int(cfg.optim.warmup_epochs * steps)
     run.sampler.set_epoch(epoch)
     order = torch.tensor(list(run.sampler))
     run.model.train()
-    bar = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and info.is_main)
+    bar = _progress(steps, f"epoch {epoch + 1}/{cfg.optim.epochs}", cfg.execution.progress and info.is_main)
     if bar is not None and state.step:
         bar.update(state.step)
     stats = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, seen
@@ -426,14 +427,14 @@ def _train_epoch(run: Run, state: TrainState, stop: "StopRequest") -> dict[str, 
     b = run.per_rank_batch
     while state.step < steps:
         t0 = time.perf_counter()
-        x, y = run.train_batches(order[state.step * b : (state.step + 1) * b], step_generator(cfg.seed, epoch, state.step))
+        x, y = run.train_batches(order[state.step * b : (state.step + 1) * b], step_generator(cfg.execution.seed, epoch, state.step))
         data_time += time.perf_counter() - t0
-        lr = cfg.peak_lr * lr_factor(epoch * steps + state.step, total_steps, warmup_steps, cfg.schedule)
+        lr = cfg.optim.peak_lr * lr_factor(epoch * steps + state.step, total_steps, warmup_steps, cfg.optim.schedule)
         for group in run.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         with run.amp():
             out = run.model(x)
-            loss = _loss(out, y, cfg.label_smoothing)
+            loss = _loss(out, y, cfg.optim.label_smoothing)
         finite = torch.tensor([float(torch.isfinite(loss))])
         if all_reduce_sum(finite, info).item() < info.world_size:
             raise TrainingDiverged(f"loss is {loss.item()} at epoch {epoch + 1}, step {state.step}; training stopped. {_kept(run.out)} "
@@ -462,7 +463,7 @@ def _train_epoch(run: Run, state: TrainState, stop: "StopRequest") -> dict[str, 
         "lr": lr,
         "train_loss": stats[0].item() / max(stats[2].item(), 1),
         "train_top1": stats[1].item() / max(stats[2].item(), 1),
-        "images_per_s": (state.step - first_step) * cfg.batch_size / epoch_time,
+        "images_per_s": (state.step - first_step) * cfg.optim.batch_size / epoch_time,
         "epoch_time_s": epoch_time,
         "data_share": data_time / epoch_time,
     }
@@ -477,9 +478,9 @@ def _end_epoch(run: Run, state: TrainState, record: dict[str, Any]) -> dict[str,
     """Evaluate, log and checkpoint a finished epoch; returns the evaluation."""
     # Epochs before the last are scored on the first eval_subset test images (their curves and gate
     # statistics); the last epoch, whose score a run reports, on the whole test set.
-    final = state.epoch + 1 == run.cfg.epochs
-    limit = None if final or not run.cfg.eval_subset else run.cfg.eval_subset
-    result = evaluate(run.core, run.test_batches, run.num_classes, run.cfg.eval_batch_size, run.info, run.amp, limit)
+    final = state.epoch + 1 == run.cfg.optim.epochs
+    limit = None if final or not run.cfg.execution.eval_subset else run.cfg.execution.eval_subset
+    result = evaluate(run.core, run.test_batches, run.num_classes, run.cfg.execution.eval_batch_size, run.info, run.amp, limit)
     record.update(test_top1=result["top1"], test_top5=result["top5"], test_loss=result["loss"], gates=result["gates"], test_images=result["count"])
     state.history.append(record)
     state.epoch, state.step = state.epoch + 1, 0
@@ -490,34 +491,34 @@ def _end_epoch(run: Run, state: TrainState, record: dict[str, Any]) -> dict[str,
     run.save(state, f"epoch-{state.epoch:04d}")
     if run.info.is_main:
         atomic_write_text(run.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in state.history))
-        print(f"epoch {state.epoch}/{run.cfg.epochs}  loss {record['train_loss']:.4f}  train {record['train_top1']:.4f}  "
+        print(f"epoch {state.epoch}/{run.cfg.optim.epochs}  loss {record['train_loss']:.4f}  train {record['train_top1']:.4f}  "
               f"test top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  {record['images_per_s']:.0f} img/s", file=sys.stderr)
     return result
 
 
 def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, Any]:
     start_time = time.perf_counter()
-    out = Path(cfg.out)
+    out = Path(cfg.execution.out)
     _check_output(cfg)  # every rank checks: a refusal must not leave the others waiting
-    if cfg.resume:
+    if cfg.execution.resume:
         cfg = resumed_config(out, cfg)
         if cfg is None:  # finished: nothing to do, nothing rewritten
             return json.loads((out / "summary.json").read_text())
     run = _set_up(cfg, device, info)
-    state = _restore(run) if cfg.resume else TrainState()
-    if cfg.init_from and not state.history:  # epoch 0: the pretrained model as loaded, before any step
-        result = evaluate(run.core, run.test_batches, run.num_classes, cfg.eval_batch_size, info, run.amp)
+    state = _restore(run) if cfg.execution.resume else TrainState()
+    if cfg.finetune.init_from and not state.history:  # epoch 0: the pretrained model as loaded, before any step
+        result = evaluate(run.core, run.test_batches, run.num_classes, cfg.execution.eval_batch_size, info, run.amp)
         state.history.append({"epoch": 0, "test_top1": result["top1"], "test_top5": result["top5"], "test_loss": result["loss"],
                               "gates": result["gates"]})
     if info.is_main:
-        atomic_write_json(out / "config.json", dataclasses.replace(cfg, resume=False, overwrite=False).to_dict())
+        atomic_write_json(out / "config.json", cfg.replace(resume=False, overwrite=False).to_dict())
     last = None
     try:
         with StopRequest.on_sigint() as stop:
-            while state.epoch < cfg.epochs:
+            while state.epoch < cfg.optim.epochs:
                 record = _train_epoch(run, state, stop)
                 last = _end_epoch(run, state, record)
-                if stop.agreed(info) and state.epoch < cfg.epochs:
+                if stop.agreed(info) and state.epoch < cfg.optim.epochs:
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
         if info.is_main:
@@ -525,7 +526,8 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
         raise
     except TrainingDiverged:
         if info.is_main:  # the run ends flagged, so a sweep reports it instead of losing it
-            atomic_write_json(out / "summary.json", _summary(cfg, run.core, run.train_ds, state.history, state.best, None, device, info, start_time, diverged=True))
+            summary = _summary(cfg, run.core, run.train_ds, state.history, state.best, None, device, info, start_time, diverged=True)
+            atomic_write_json(out / "summary.json", summary)
         raise
     summary = _summary(cfg, run.core, run.train_ds, state.history, state.best, last, device, info, start_time)
     if info.is_main:
@@ -541,9 +543,9 @@ def _summary(cfg: TrainConfig, core: nn.Module, train_ds, history: list[dict], b
     gates_last = history[-1].get("gates", {}) if history else {}
     flags = health_flags(last_top1, num_classes, gates_last, diverged)
     return {
-        "run": cfg.out,
+        "run": cfg.execution.out,
         "variant": cfg.spec().label,
-        "seed": cfg.seed,
+        "seed": cfg.execution.seed,
         "status": "diverged" if diverged else "finished",
         "healthy": not flags,
         "health_flags": flags,
@@ -557,7 +559,7 @@ def _summary(cfg: TrainConfig, core: nn.Module, train_ds, history: list[dict], b
         "input_shape": list(train_ds.images.shape[1:]),
         "params": count_params(core),
         "macs": count_macs(build_model(cfg, num_classes), (1, *train_ds.images.shape[1:])),
-        "peak_lr": cfg.peak_lr,
+        "peak_lr": cfg.optim.peak_lr,
         "images_per_s": _mean_of(history, "images_per_s"),
         "wall_time_s": time.perf_counter() - start_time,
         "data_share": _mean_of(history, "data_share"),

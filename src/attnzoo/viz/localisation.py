@@ -86,7 +86,7 @@ def add_localisation(results: dict[str, Any], run_dirs: Sequence[Path], images: 
         if run is None:
             continue
         model, cfg, meta = load_trained_model(run, "cpu")
-        ds = make_cluttered_digits("test", size=images, seed=cfg.data_seed)
+        ds = make_cluttered_digits("test", size=images, seed=cfg.data.data_seed)
         mean = torch.tensor(json.loads(meta["mean"])).view(1, -1, 1, 1)
         std = torch.tensor(json.loads(meta["std"])).view(1, -1, 1, 1)
         x = (ds.images.float() / 255 - mean) / std
