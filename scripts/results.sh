@@ -29,7 +29,7 @@ run() {  # NAME, then attnzoo compare arguments
 }
 
 mkdir -p runs/results
-for what in "${@:-main fresh combined ablations long warmup long-diagnostics recipe all}"; do
+for what in "${@:-main fresh combined ablations long warmup long-diagnostics recipe plateau all}"; do
   for w in $what; do
     case "$w" in
       main) run compare-cpu ;;                                         # the README's main table
