@@ -44,7 +44,7 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> str:
 
 def same_layout_rows():
     """(timm type, ours, our options): modules whose state dicts line up entry by entry."""
-    return [("ecam", "ecam", {}), ("ceca", "ceca", {}), ("gc", "gca", {}),
+    return [("ecam", "ecam", {"bias": True}), ("ceca", "ceca", {}), ("gc", "gca", {}),
             ("gca", "gc", {"reduction": 8, "min_hidden": 1, "ln_eps": 1e-6}), ("lcbam", "lcbam", {}),
             ("scoord", "scoord", {}), ("strip", "strip", {}), ("ela", "ela", {"variant": "timm"}), ("bat", "bat", {})]
 

@@ -36,7 +36,7 @@ from tests.conftest import randomize_
 # Counts of timm 1.0.31's modules at C = 256 with default options (timm's feat_size=16 for
 # BottleneckAttn; r = 9 for LambdaLayer), and ours with the options that build the same thing.
 TIMM_COUNTS = [
-    ("ecam", {}, 225), ("ceca", {}, 5), ("gca", {}, 16_993), ("lcbam", {}, 8_243), ("scoord", {}, 31_272),
+    ("ecam", {"bias": True}, 225), ("ceca", {}, 5), ("gca", {}, 16_993), ("lcbam", {}, 8_243), ("scoord", {}, 31_272),
     ("strip", {}, 1_536), ("ela", {"variant": "timm"}, 4_608), ("bat", {}, 40_704), ("bottleneck", {}, 200_576),
 ]
 
@@ -87,7 +87,7 @@ def test_heads_sit_after_the_last_stage(name):
 # --- channel and strip gates -------------------------------------------------------------------
 
 def test_ecam_equation():
-    m = randomize_(ECAM(16, kernel_size=3, reduction=4, round_to=2))
+    m = randomize_(ECAM(16, kernel_size=3, reduction=4, round_to=2, bias=True))
     x = torch.randn(2, 16, 5, 4)
     d = x.mean((2, 3))  # (N, C)
     w1, b1 = m.conv1.weight.view(-1), m.conv1.bias  # (m,)
@@ -96,6 +96,11 @@ def test_ecam_equation():
     w2 = m.conv2.weight[0]  # (m, 3)
     logits = torch.stack([(w2 * hp[:, :, i:i + 3]).sum((1, 2)) for i in range(16)], 1) + m.conv2.bias
     torch.testing.assert_close(m(x), x * torch.sigmoid(logits)[:, :, None, None])
+    assert ECAM(16).conv1.bias is None and ECAM(16).conv2.bias is None  # the default: no biases
+    unbiased = randomize_(ECAM(16, kernel_size=3, reduction=4, round_to=2))
+    h = F.pad(F.relu(d[:, None, :] * unbiased.conv1.weight.view(-1)[None, :, None]), (1, 1))
+    logits = torch.stack([(unbiased.conv2.weight[0] * h[:, :, i:i + 3]).sum((1, 2)) for i in range(16)], 1)
+    torch.testing.assert_close(unbiased(x), x * torch.sigmoid(logits)[:, :, None, None])
     both = randomize_(ECAM(16, kernel_size=3, reduction=4, round_to=2, pools="avg+max"))
     mlp = lambda v: both.conv2(F.relu(both.conv1(v[:, None, :])))[:, 0]  # noqa: E731
     torch.testing.assert_close(both(x), x * torch.sigmoid(mlp(x.mean((2, 3))) + mlp(x.amax((2, 3))))[:, :, None, None])

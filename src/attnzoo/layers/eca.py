@@ -91,23 +91,32 @@ class CircularECA(ECA):
 class ECAM(AttentionModule):
     """ECA with a small MLP along the channel axis: a 1-tap expansion, ReLU, then the k-tap conv.
 
-    ``d = GAP(x)`` as a 1-channel sequence of length C; ``h = ReLU(W_1 d + b_1)`` with
-    ``W_1: 1 → m`` (a 1-tap conv, ``m`` channels), ``s = σ(conv1d_k(h) + b_2)`` (``m → 1``, k
-    taps, zero padding), ``y = x ⊙ s``. With ``pools="avg+max"`` the same MLP also runs on the
-    global max and the two logits are summed before the sigmoid (CBAM's pooling, ECA's conv).
+    ``d = GAP(x)`` as a 1-channel sequence of length C; ``h = ReLU(W_1 d)`` with ``W_1: 1 → m``
+    (a 1-tap conv, ``m`` channels), ``s = σ(conv1d_k(h))`` (``m → 1``, k taps, zero padding),
+    ``y = x ⊙ s``; with ``bias=True`` (timm's form) both convs add a bias, ``b_1`` and ``b_2``.
+    With ``pools="avg+max"`` the same MLP also runs on the global max and the two logits are summed
+    before the sigmoid (CBAM's pooling, ECA's conv).
 
     Args: channels ``C``; kernel_size / gamma / beta / min_kernel_size: as :class:`ECA`
     (adaptive ``k``); reduction: ``m = C / reduction`` rounded to a multiple of ``round_to``
     (defaults 8 and 8: m = 32 at C = 256, timm's ``rd_ratio=1/8, rd_divisor=8``); pools:
-    ``"avg"`` (default) or ``"avg+max"``; act_layer, gate_layer (defaults ``"relu"``, ``"sigmoid"``).
+    ``"avg"`` (default) or ``"avg+max"``; bias: biases in both convs (default False; True is
+    timm's); act_layer, gate_layer (defaults ``"relu"``, ``"sigmoid"``).
+
+    Why the default has no biases, unlike timm's: the biases make the gate a free per-layer scalar
+    on the residual branch, independent of the input. In attnzoo's default regime (plain ResNet-8,
+    6 seeds over two data seeds, docs/results/ecam/ and ecam-fresh/) timm's form let that scalar shut the branch
+    while the network sat at chance (one seed ended at 33%) and then open it fully: 5 of 6 runs were
+    flagged for a last-stage gate saturated at 0.97–0.99 (the module had turned itself into the
+    identity). Without the biases, as ECA itself, none was flagged. ``bias=True`` stays available.
 
     Reference: the ECA equation of Wang et al., CVPR 2020 (arXiv:1910.03151); ``ecam`` is
     timm's name for ``EcaModule(use_mlp=True)``, an experiment of timm's, not of the paper
-    (225 parameters at C = 256, as timm's). ``pools="avg+max"`` is not in timm.
+    (192 parameters at C = 256; 225 with ``bias=True``, as timm's). ``pools="avg+max"`` is not in timm.
     """
 
     def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1,
-                 min_kernel_size: int = 3, reduction: float = 8, round_to: int = 8, pools: str = "avg",
+                 min_kernel_size: int = 3, reduction: float = 8, round_to: int = 8, pools: str = "avg", bias: bool = False,
                  act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
         if pools not in ("avg", "avg+max"):
@@ -115,9 +124,9 @@ class ECAM(AttentionModule):
         self.pools = pools
         self.kernel_size = k = _kernel_size("ECAM", channels, kernel_size, gamma, beta, min_kernel_size)
         hidden = rounded_width(channels, reduction, round_to)
-        self.conv1 = nn.Conv1d(1, hidden, 1)
+        self.conv1 = nn.Conv1d(1, hidden, 1, bias=bias)
         self.act = create_act(act_layer, "act_layer")
-        self.conv2 = nn.Conv1d(hidden, 1, k, padding=(k - 1) // 2)
+        self.conv2 = nn.Conv1d(hidden, 1, k, padding=(k - 1) // 2, bias=bias)
         self.gate = create_act(gate_layer, "gate_layer")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
