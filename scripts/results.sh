@@ -3,7 +3,7 @@
 # Run folders (checkpoints, per-run summaries and metrics) go to runs/results/ (cleared first unless
 # REUSE=1; `attnzoo compare --from runs/results/NAME/runs` re-aggregates them); the report, results.json
 # (per-seed top-1 and flags included), plots, commit and wall-clock time are copied to docs/results/NAME/.
-#   bash scripts/results.sh [main fresh combined ablations long warmup long-diagnostics recipe plateau ecam all ...]   (default: all, in that order)
+#   bash scripts/results.sh [main fresh combined ablations long warmup long-diagnostics recipe plateau ecam sge all ...]   (default: all, in that order)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/setup.sh"
@@ -29,7 +29,7 @@ run() {  # NAME, then attnzoo compare arguments
 }
 
 mkdir -p runs/results
-for what in "${@:-main fresh combined ablations long warmup long-diagnostics recipe plateau ecam all}"; do
+for what in "${@:-main fresh combined ablations long warmup long-diagnostics recipe plateau ecam sge all}"; do
   for w in $what; do
     case "$w" in
       main) run compare-cpu ;;                                         # the README's main table
@@ -44,6 +44,9 @@ for what in "${@:-main fresh combined ablations long warmup long-diagnostics rec
       ecam)  # ECAM's default (bias-free) against timm's form (bias=true): 3 seeds on data seed 0, 3 never tuned on (data seed 1)
         run ecam --variants ecam ecam:bias=true --seeds 3 --no-latency --no-localisation
         run ecam-fresh --variants ecam ecam:bias=true --seeds 3 --first-seed 100 --data-seed 1 --no-latency --no-localisation ;;
+      sge)  # SGE's default (at least 4 channels per group) against the former rule (one per group in ResNet-8): as ecam
+        run sge --variants sge sge:min_group_channels=1 --seeds 3 --no-latency --no-localisation
+        run sge-fresh --variants sge sge:min_group_channels=1 --seeds 3 --first-seed 100 --data-seed 1 --no-latency --no-localisation ;;
       long) run long --preset long ;;
       warmup)  # the warm-up behind the recipe: plain ResNet-20 (the long regime's) at 0.5 and 1 epoch, on the
                # long set's seeds and data and on seeds and data never tuned on (docs/results/warmup/)

@@ -164,7 +164,19 @@ def test_sge_starts_as_constant_gate_and_matches_equation():
     t = (t - t.mean(2, keepdim=True)) / (t.std(2, keepdim=True) + 1e-5)
     a = t.view(2, 4, 5, 5) * m.weight + m.bias
     torch.testing.assert_close(m(x), (xg * torch.sigmoid(a).view(8, 1, 5, 5)).view_as(x))
-    assert SpatialGroupEnhance(48, groups=64).groups == 48 and SpatialGroupEnhance(100, groups=64).groups == 50
+    assert SpatialGroupEnhance(48, groups=64, min_group_channels=1).groups == 48
+    assert SpatialGroupEnhance(100, groups=64, min_group_channels=1).groups == 50
+
+
+@pytest.mark.parametrize("channels, groups", [(256, 64), (2048, 64), (64, 16), (32, 8), (16, 4), (48, 12), (100, 25), (3, 1)])
+def test_sge_groups_hold_at_least_four_channels_by_default(channels, groups):
+    # The paper's G = 64 at its widths; narrow layers get fewer groups, never one channel per group.
+    assert SpatialGroupEnhance(channels).groups == groups
+
+
+def test_sge_bad_groups_are_named():
+    with pytest.raises(ValueError, match="groups and min_group_channels must be ≥ 1"):
+        SpatialGroupEnhance(16, min_group_channels=0)
 
 
 def test_sk_equation():
