@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import re
 import sys
@@ -21,6 +20,7 @@ from typing import Optional, Sequence
 
 from ..models.spec import ModelSpec
 from ..train.config import TrainConfig
+from ..train.engine import stored_config
 
 # Fields that say how a run executes, not what it computes: they may differ between a stored
 # run and the request.
@@ -73,7 +73,7 @@ def run_state(cfg: TrainConfig) -> str:
             if any(run_dir.glob("*.safetensors")) or (run_dir / "summary.json").exists():
                 raise ValueError(f"{run_dir} holds a run without config.json (written by an older attnzoo?); move it away or choose another --out")
         return "new"
-    stored = TrainConfig.from_dict(json.loads(config_file.read_text())).to_dict()
+    stored = stored_config(run_dir).to_dict()  # as its checkpoints' format meant it (defaults change)
     diff = differences(stored, cfg.to_dict())
     if diff:
         raise ValueError(f"{run_dir} holds a run with another config ({'; '.join(diff)}); choose another --out or delete that folder")

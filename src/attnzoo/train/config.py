@@ -21,7 +21,17 @@ from typing import Any, Iterator, Optional
 from ..models.spec import ModelSpec
 from ..utils.options import option
 
-CHECKPOINT_FORMAT = "attnzoo-checkpoint-v2"  # v2: CBAM's default spatial gate is the authors' (v1: the paper's)
+CHECKPOINT_FORMAT = "attnzoo-checkpoint-v3"
+# What a module's empty options meant in each older format, where a default changed since: a
+# config stored by format F gets every upgrade from F on, so its weights load into the form they
+# were trained in. v2: CBAM's spatial gate became the authors' (BN); v3: ECAM lost its biases and
+# SGE's groups hold at least four channels.
+UPGRADES: list[tuple[str, tuple[str, ...], str, Any]] = [
+    ("attnzoo-checkpoint-v1", ("cbam", "cbam_spatial"), "variant", "paper"),
+    ("attnzoo-checkpoint-v2", ("ecam",), "bias", True),
+    ("attnzoo-checkpoint-v2", ("sge",), "min_group_channels", 1),
+]
+FORMATS = ("attnzoo-checkpoint-v1", "attnzoo-checkpoint-v2", CHECKPOINT_FORMAT)
 LR_PER_32 = 0.05  # the recipe's peak learning rate at batch size 32
 
 
@@ -145,13 +155,12 @@ class TrainConfig:
     @classmethod
     def from_checkpoint(cls, data: dict[str, Any], checkpoint_format: str) -> "TrainConfig":
         """The config stored in a checkpoint of ``checkpoint_format``, read as that version meant it."""
+        if checkpoint_format not in FORMATS:
+            raise ValueError(f"unknown checkpoint format {checkpoint_format!r} (this attnzoo reads {', '.join(FORMATS)})")
         data = dict(data)
-        if checkpoint_format == "attnzoo-checkpoint-v1":
-            # v1 (before CBAM's default became the authors' BN spatial gate): plain "cbam" meant the paper form.
-            if data.get("attn") in ("cbam", "cbam_spatial") and "variant" not in (data.get("attn_options") or {}):
-                data["attn_options"] = {**(data.get("attn_options") or {}), "variant": "paper"}
-        elif checkpoint_format != CHECKPOINT_FORMAT:
-            raise ValueError(f"unknown checkpoint format {checkpoint_format!r} (this attnzoo reads attnzoo-checkpoint-v1 and {CHECKPOINT_FORMAT})")
+        for since, modules, key, value in UPGRADES:
+            if FORMATS.index(checkpoint_format) <= FORMATS.index(since) and data.get("attn") in modules and key not in (data.get("attn_options") or {}):
+                data["attn_options"] = {**(data.get("attn_options") or {}), key: value}
         return cls.from_dict(data)
 
     @classmethod

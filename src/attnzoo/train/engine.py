@@ -225,13 +225,13 @@ RESUMABLE_FIELDS = ("out", "resume", "overwrite", "progress", "threads", "device
 
 def stored_config(out: Path) -> Optional[TrainConfig]:
     """The config a run in ``out`` was started with: ``config.json``, or a checkpoint's metadata
-    (runs written before config.json existed)."""
-    if (out / "config.json").is_file():
-        return TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    (runs written before config.json existed), read as its checkpoints' format meant it."""
     found = ckpt.find_resumable(out)
+    meta = ckpt.load_weights(found[0])[1] if found is not None else {"format": CHECKPOINT_FORMAT}
+    if (out / "config.json").is_file():
+        return TrainConfig.from_checkpoint(json.loads((out / "config.json").read_text()), meta.get("format", ""))
     if found is None:
         return None
-    meta = ckpt.load_weights(found[0])[1]
     return TrainConfig.from_checkpoint(json.loads(meta["config"]), meta.get("format", ""))
 
 
