@@ -54,6 +54,8 @@ def summarise(runs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> di
     epochs = len(runs[0]["train_loss"])
     escapes = [r["escape_epoch"] if r["escape_epoch"] is not None else math.inf for r in runs]
     top1 = [r["top1"] for r in runs]
+    # Seed k of every candidate shares its initialisation, data and data order: paired by seed.
+    vs_reference = paired({r["seed"]: r["top1"] for r in runs}, {r["seed"]: r["top1"] for r in reference})
     return {
         "runs": len(runs),
         "escape_counts": {str(e): sum(x == e for x in escapes) for e in range(1, epochs + 1)} | {"never": sum(math.isinf(x) for x in escapes)},
@@ -63,8 +65,7 @@ def summarise(runs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> di
         "top1_sd": statistics.stdev(top1) if len(top1) > 1 else 0.0,
         "top1_min": min(top1),
         "top1_median": statistics.median(top1),
-        # Seed k of every candidate shares its initialisation, data and data order: paired by seed.
-        "vs_reference": (lambda d: d.to_dict() if d else None)(paired({r["seed"]: r["top1"] for r in runs}, {r["seed"]: r["top1"] for r in reference})),
+        "vs_reference": vs_reference.to_dict() if vs_reference else None,
     }
 
 

@@ -45,3 +45,41 @@ def test_unknown_field_is_named():
         TrainConfig.of(learning_rate=0.1, bogus=1)
     with pytest.raises(ValueError, match="unknown training options: nope"):
         TrainConfig.from_dict({"epochs": 2, "nope": 1})
+
+
+def test_a_v2_run_folder_is_read_as_v2_from_its_checkpoint_header(tmp_path):
+    # config.json carries no format; the run's weights file does. Only the header is read.
+    from attnzoo.train import checkpoint as ckpt
+    from attnzoo.train.engine import stored_config
+
+    (tmp_path / "config.json").write_text(TrainConfig.of(attn="sge").to_json())
+    assert stored_config(tmp_path).model.attn_options == {}  # no weights yet: today's format
+    (tmp_path / "epoch-0001.safetensors").write_bytes(b"not a safetensors file")  # unreadable files are skipped
+    ckpt.save_weights(tmp_path / "epoch-0002.safetensors", {"w": __import__("torch").zeros(1)}, {"format": "attnzoo-checkpoint-v2"})
+    assert stored_config(tmp_path).model.attn_options == {"min_group_channels": 1}
+
+
+@pytest.mark.parametrize("fmt, attn, options", [
+    ("attnzoo-checkpoint-v1", "cbam", {"variant": "paper"}),
+    ("attnzoo-checkpoint-v2", "cbam", {}),
+    ("attnzoo-checkpoint-v1", "ecam", {"bias": True}),
+    ("attnzoo-checkpoint-v2", "ecam", {"bias": True}),
+    ("attnzoo-checkpoint-v2", "sge", {"min_group_channels": 1}),
+    ("attnzoo-checkpoint-v3", "ecam", {}),
+    ("attnzoo-checkpoint-v2", "se", {}),
+])
+def test_older_formats_read_as_their_defaults_meant(fmt, attn, options):
+    assert TrainConfig.from_checkpoint({"attn": attn}, fmt).model.attn_options == options
+    # An explicit option is kept as written.
+    assert TrainConfig.from_checkpoint({"attn": "ecam", "attn_options": {"bias": False}}, fmt).model.attn_options == {"bias": False}
+
+
+def test_an_old_ecam_checkpoint_loads_into_the_form_it_was_trained_in():
+    # Weights trained when ECAM's default had biases (format v2) load strictly into the model the
+    # v2 config builds, and would not into today's default.
+    trained = TrainConfig.of(attn="ecam", attn_options={"bias": True}).spec().build(10).state_dict()
+    TrainConfig.from_checkpoint({"attn": "ecam"}, "attnzoo-checkpoint-v2").spec().build(10).load_state_dict(trained)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        TrainConfig.of(attn="ecam").spec().build(10).load_state_dict(trained)
+    with pytest.raises(ValueError, match="unknown checkpoint format 'attnzoo-checkpoint-v9'"):
+        TrainConfig.from_checkpoint({}, "attnzoo-checkpoint-v9")

@@ -65,6 +65,17 @@ def load_weights(path: str | Path, expected_sha256: Optional[str] = None) -> tup
         raise CheckpointError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
 
 
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """A safetensors file's metadata alone (its JSON header; no tensor is read, nothing verified)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
+
+
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)

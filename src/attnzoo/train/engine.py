@@ -226,13 +226,26 @@ RESUMABLE_FIELDS = ("out", "resume", "overwrite", "progress", "threads", "device
 def stored_config(out: Path) -> Optional[TrainConfig]:
     """The config a run in ``out`` was started with: ``config.json``, or a checkpoint's metadata
     (runs written before config.json existed), read as its checkpoints' format meant it."""
-    found = ckpt.find_resumable(out)
-    meta = ckpt.load_weights(found[0])[1] if found is not None else {"format": CHECKPOINT_FORMAT}
     if (out / "config.json").is_file():
-        return TrainConfig.from_checkpoint(json.loads((out / "config.json").read_text()), meta.get("format", ""))
+        return TrainConfig.from_checkpoint(json.loads((out / "config.json").read_text()), _run_format(out))
+    found = ckpt.find_resumable(out)
     if found is None:
         return None
+    meta = ckpt.load_weights(found[0])[1]
     return TrainConfig.from_checkpoint(json.loads(meta["config"]), meta.get("format", ""))
+
+
+def _run_format(out: Path) -> str:
+    """The checkpoint format of the run in ``out``, from the header of any readable weights file
+    (today's when it has none yet). Headers only: a sweep asks this of every run folder it finds.
+    (A run resumed by a newer attnzoo mixes formats, but its config.json was rewritten with every
+    option explicit, and explicit options are never upgraded.)"""
+    for weights in sorted(out.glob("*.safetensors")):
+        try:
+            return ckpt.read_metadata(weights).get("format", "")
+        except ckpt.CheckpointError:
+            continue
+    return CHECKPOINT_FORMAT
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
