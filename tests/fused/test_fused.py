@@ -55,16 +55,6 @@ def test_nan_and_inf_inputs_give_what_pytorch_gives(kernels, name):
     assert torch.isnan(got).any()
 
 
-@pytest.mark.parametrize("name", GATING)
-@pytest.mark.parametrize("train", [True, False])
-def test_gates_reproduce_the_forward(name, train):
-    m = randomize_(attnzoo.create_attn(name, 16)).train(train)
-    x = torch.randn(2, 16, 6, 5)
-    a, b = twins.GATES[type(m)](m, x)
-    gated = x * (1 if a is None else a.view(2, 16, 1, 1)) * (1 if b is None else b.view(2, 1, 6, 5))
-    torch.testing.assert_close(gated, m(x))
-
-
 def test_convert_keeps_weights_and_keys_and_reverts(kernels):
     model = attnzoo.create_model("cifar_resnet8", attn="cbam", num_classes=10).eval()
     fast = fused.convert(model)
@@ -132,7 +122,7 @@ def test_a_training_batchnorm_takes_the_pytorch_path(kernels):
     torch.testing.assert_close(*both(ha, x))
     cbam = randomize_(attnzoo.create_attn("cbam", 16, variant="official")).eval()
     cbam.spatial.norm.train()
-    assert cbam.spatial.folded_conv() is None
+    assert twins.folded_conv(cbam.spatial) is None
     got, expected = both(cbam, torch.randn(4, 16, 5, 5))
     torch.testing.assert_close(got, expected)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from types import ModuleType
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -25,8 +25,9 @@ from ..layers import (
     HASpatialAttention,
     SqueezeExcite,
 )
-from ..layers._base import hooked, pointwise
-from ..layers.hacnn import folded
+from .. import ops
+from ..layers._base import GateModule
+from ..layers.hacnn import ConvBlock
 from ..models.resnet import BasicBlock, Bottleneck
 from .build import require
 
@@ -37,25 +38,38 @@ def eligible(x: torch.Tensor, *replaced: nn.Module) -> bool:
     """Whether ``x`` may take a kernel: fp32 contiguous CPU data, no autograd, not while
     ``torch.compile`` traces, and no forward hook on a module whose forward the kernel skips."""
     return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32 and x.is_contiguous()
-            and not torch.compiler.is_compiling() and not any(hooked(m) for m in replaced))
+            and not torch.compiler.is_compiling() and not ops.observed(*replaced))
 
 
-# The gates of each module that only gates its input: y = x ⊙ a[:, :, None, None] ⊙ b.view(N, 1, H, W).
-GATES: dict[type, Callable[[nn.Module, torch.Tensor], Gates]] = {
-    SqueezeExcite: lambda m, x: (m.gate(pointwise(m.fc2, m.act(pointwise(m.fc1, x.mean((2, 3)))))), None),
-    EffectiveSqueezeExcite: lambda m, x: (m.gate(pointwise(m.fc, x.mean((2, 3)))), None),
-    ECA: lambda m, x: (m.gate(m.conv(x.mean((2, 3))[:, None, :])[:, 0]), None),
-    CBAMChannel: lambda m, x: (m.weights(x), None),
-    CBAMSpatial: lambda m, x: (None, m.weights(x).flatten(1)),
-    CBAM: lambda m, x: _cbam_gates(m, x),
-    HAChannelAttention: lambda m, x: (m.gate(m.channel(x)).flatten(1), None),
-    HASpatialAttention: lambda m, x: (None, m.gate(m.spatial(x)).flatten(1)),
-}
+def folded(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
+    """The conv weight and bias of an eval-mode ConvBlock with its BatchNorm folded in:
+    ``BN(conv(x)) = conv'(x)``, ``w' = w·γ/σ``, ``b' = (b − μ)·γ/σ + β``, ``σ = √(var + ε)``."""
+    conv, norm, _ = block
+    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    # contiguous: the kernels read row-major weights, and a channels_last model holds them otherwise
+    return (conv.weight * scale.view(-1, 1, 1, 1)).contiguous(), (bias - norm.running_mean) * scale + norm.bias
 
 
-def _cbam_gates(m: CBAM, x: torch.Tensor) -> Gates:
-    mc = m.channel.weights(x)
-    return mc, m.spatial.weights(x * mc[:, :, None, None]).flatten(1)
+def folded_conv(spatial: CBAMSpatial) -> Optional[tuple[torch.Tensor, Optional[torch.Tensor]]]:
+    """CBAM's spatial conv weight and bias with the official variant's BatchNorm folded in (eval
+    mode); None while that BatchNorm is training (it then normalises with the batch's statistics)."""
+    if isinstance(spatial.norm, nn.Identity):
+        return spatial.conv.weight, spatial.conv.bias
+    if spatial.norm.training:
+        return None
+    bn = spatial.norm
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = bn.bias - bn.running_mean * scale
+    if spatial.conv.bias is not None:
+        bias = bias + spatial.conv.bias * scale
+    return spatial.conv.weight * scale, bias
+
+
+def rank1(m: HASoftAttention, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """HA soft attention's mix in eval mode: ``BN(conv(s ⊗ c)) = s ⊗ u + v`` with u (N, C) and v (C)."""
+    weight, bias = folded(m.mix)
+    return torch.nn.functional.linear(c.flatten(1), weight.flatten(1)), bias
 
 
 def _pooled_gates(k: ModuleType, x, identity, relu, channel: Optional[CBAMChannel | SqueezeExcite], spatial: Optional[CBAMSpatial]):
@@ -71,7 +85,7 @@ def _pooled_gates(k: ModuleType, x, identity, relu, channel: Optional[CBAMChanne
         mlp, two_pools = (fc1.weight.flatten(1), fc1.bias, fc2.weight.flatten(1), fc2.bias), pools == "avg+max"
     conv: Optional[tuple] = (None, None)
     if spatial is not None:
-        conv = spatial.folded_conv() if type(spatial.gate) is nn.Sigmoid else None
+        conv = folded_conv(spatial) if type(spatial.gate) is nn.Sigmoid else None
         if conv is None:
             return None
     # The kernel reads row-major weights; a channels_last model holds conv weights otherwise.
@@ -89,7 +103,8 @@ def _ha_soft(k: ModuleType, m: HASoftAttention, x, identity, relu):
     n, c, h, w = x.shape
     mean_map, pooled = k.means(x)
     s = k.ha_spatial_map(mean_map.view(n, h, w), *folded(m.spatial.conv1), *folded(m.spatial.conv2))
-    u, v = m.rank1(m.channel.from_pool(pooled.view(n, c, 1, 1)))
+    channel = m.channel
+    u, v = rank1(m, channel.conv2(channel.conv1(pooled.view(n, c, 1, 1))))
     return k.rank1_sigmoid_scale(x, s, u, v, identity, relu)
 
 
@@ -104,8 +119,9 @@ def fused_end(k: ModuleType, m: nn.Module, x: torch.Tensor, identity: Optional[t
             return y
     if base is HASoftAttention:
         return _ha_soft(k, m, x, identity, relu)
-    if base in GATES:
-        return k.scale(x, *GATES[base](m, x), identity, relu)
+    if isinstance(m, GateModule):  # the gates in PyTorch, their application in one kernel pass
+        channel, spatial = m.gates(x)
+        return k.scale(x, channel, None if spatial is None else spatial.flatten(1), identity, relu)
     return None
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .. import ops
 
 
 def hidden_width(channels: int, reduction: float, min_hidden: int) -> int:
@@ -27,16 +31,6 @@ def rounded_width(channels: int, reduction: float, divisor: int) -> int:
 def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """A 1×1 ``conv`` applied to pooled features ``x`` of shape (N, C_in): (N, C_out)."""
     return F.linear(x, conv.weight.flatten(1), conv.bias)
-
-
-def hooked(module: nn.Module) -> bool:
-    """Whether a forward hook would observe ``module`` (its own or a global one)."""
-    from torch.nn.modules import module as module_mod
-
-    return bool(
-        module._forward_hooks or module._forward_pre_hooks
-        or module_mod._global_forward_hooks or module_mod._global_forward_pre_hooks
-    )
 
 
 def check_channels(module: str, channels: int) -> int:
@@ -70,6 +64,33 @@ class AttentionModule(nn.Module):
         return f"channels={self.channels}"
 
 
+Gates = tuple[Optional[torch.Tensor], Optional[torch.Tensor]]  # (channel (N, C), spatial (N, 1, H, W)); None = 1
+
+
+class GateModule(AttentionModule):
+    """Base of the modules that only gate their input: ``y = x ⊙ a ⊙ b`` with a per-channel gate
+    ``a`` (N, C) and / or a per-pixel gate ``b`` (N, 1, H, W), which :meth:`gates` computes.
+
+    ``forward`` applies them with :func:`attnzoo.ops.gate`; in a residual block
+    :meth:`forward_residual` also ends the block, ``relu(x ⊙ a ⊙ b + identity)``, in the same op.
+    """
+
+    def gates(self, x: torch.Tensor) -> Gates:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return ops.gate(x, *self.gates(x))
+
+    def forward_residual(self, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        """``relu(self(x) + identity)``: one op, unless a hook watches this module or one of its
+        parts (then the module runs as itself)."""
+        if ops.observed(self, *self.children()):
+            return F.relu(self(x) + identity)
+        self.check_input(x)
+        return ops.gate(x, *self.gates(x), identity=identity, relu=True)
+
+
 class FusionModule(AttentionModule):
     """Base of every fusion module: ``z = m(x, y)`` with ``x``, ``y`` and ``z`` of one shape."""
 
@@ -90,13 +111,6 @@ def group_norm(norm: nn.GroupNorm, z: torch.Tensor) -> torch.Tensor:
         return norm(z)
     shape = (1, -1) + (1,) * (z.dim() - 2)
     return (z - z) * norm.weight.view(shape) + norm.bias.view(shape)
-
-
-def global_mean(x: torch.Tensor) -> torch.Tensor:
-    """``mean_{H,W}(x)`` as (N, C), computed as a sum then a division of the (N, C) result: the
-    backward of ``x.mean((2, 3))`` divides the full-size expanded gradient (one extra pass over an
-    N×C×H×W tensor per gate in every training step); the backward of a sum is a broadcast view."""
-    return x.sum((2, 3)) / (x.shape[2] * x.shape[3])
 
 
 class ConvReplacement(AttentionModule):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
-from ._base import AttentionModule, global_mean, hidden_width, hooked, pointwise
+from .. import ops
+from ._base import AttentionModule, Gates, GateModule, hidden_width, pointwise
 from .activations import ActLayer, create_act
 from .registry import register_attn
 
@@ -16,7 +15,7 @@ VARIANTS = ("official", "paper", "timm")
 
 
 @register_attn("cbam_channel")
-class CBAMChannel(AttentionModule):
+class CBAMChannel(GateModule):
     """CBAM channel attention: an SE gate fed by both the global average and the global max.
 
     ``Mc = σ(MLP(AvgPool(x)) + MLP(MaxPool(x)))``, ``y = x ⊙ Mc``, with one **shared**
@@ -55,21 +54,23 @@ class CBAMChannel(AttentionModule):
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """``Mc`` (N, C): the shared MLP on each global pool, summed, then the sigmoid."""
-        logits = [self.mlp_on(global_mean(x) if pool == "avg" else x.amax((2, 3))) for pool in self.pools.split("+")]
-        return self.gate(sum(logits))
+        if self.pools == "avg+max":
+            descriptors = ops.global_pools(x)
+        else:
+            descriptors = (ops.global_mean(x),) if self.pools == "avg" else (x.amax((2, 3)),)
+        return self.gate(sum(self.mlp_on(d) for d in descriptors))
 
     def mlp_on(self, descriptor: torch.Tensor) -> torch.Tensor:
         """The shared MLP on an (N, C) descriptor: its 1×1 convs as matrix products (same weights)."""
         fc1, act, fc2 = self.mlp
         return pointwise(fc2, act(pointwise(fc1, descriptor)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return x * self.weights(x)[:, :, None, None]
+    def gates(self, x: torch.Tensor) -> Gates:
+        return self.weights(x), None
 
 
 @register_attn("cbam_spatial")
-class CBAMSpatial(AttentionModule):
+class CBAMSpatial(GateModule):
     """CBAM spatial attention: a k×k conv over the channel-wise mean and max maps.
 
     ``Ms = σ(conv_k×k([mean_c(x); max_c(x)]))`` of shape ``(N, 1, H, W)``, ``y = x ⊙ Ms``.
@@ -109,36 +110,21 @@ class CBAMSpatial(AttentionModule):
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """``Ms`` (N, 1, H, W) from the channel-wise mean and max maps of ``x``."""
-        return self.weights_from_maps(x.mean(1, keepdim=True), x.amax(1, keepdim=True))
+        return self.weights_from_maps(*ops.channel_pools(x))
 
     def weights_from_maps(self, mean_map: torch.Tensor, max_map: torch.Tensor) -> torch.Tensor:
         maps = torch.cat([max_map, mean_map] if self.variant == "official" else [mean_map, max_map], dim=1)
         return self.gate(self.norm(self.conv(maps)))
 
-    def folded_conv(self) -> Optional[tuple[torch.Tensor, Optional[torch.Tensor]]]:
-        """The conv's weight and bias with the official variant's BatchNorm folded in (eval mode);
-        None while that BatchNorm is training (it then normalises with the batch's statistics)."""
-        if isinstance(self.norm, nn.Identity):
-            return self.conv.weight, self.conv.bias
-        if self.norm.training:
-            return None
-        bn = self.norm
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        bias = bn.bias - bn.running_mean * scale
-        if self.conv.bias is not None:
-            bias = bias + self.conv.bias * scale
-        return self.conv.weight * scale, bias
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return x * self.weights(x)
+    def gates(self, x: torch.Tensor) -> Gates:
+        return None, self.weights(x)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, variant={self.variant!r}"
 
 
 @register_attn("cbam")
-class CBAM(AttentionModule):
+class CBAM(GateModule):
     """CBAM: channel attention, then spatial attention on the channel-refined map.
 
     ``x' = x ⊙ Mc(x)``, ``y = x' ⊙ Ms(x')`` (see :class:`CBAMChannel`, :class:`CBAMSpatial`).
@@ -169,75 +155,17 @@ class CBAM(AttentionModule):
         self.channel = CBAMChannel(channels, reduction=reduction, min_hidden=min_hidden, bias=bias, pools=pools, act_layer=act_layer, gate_layer=gate_layer)
         self.spatial = CBAMSpatial(channels, kernel_size=kernel_size, variant=variant, gate_layer=gate_layer)
 
+    def gates(self, x: torch.Tensor) -> Gates:
+        """``(Mc(x), Ms(x ⊙ Mc))``; ``forward`` returns ``x ⊙ Mc ⊙ Ms``. The spatial half pools
+        ``x' = x ⊙ Mc`` over channels without storing ``x'`` (:func:`attnzoo.ops.channel_pools`),
+        so training keeps one copy of ``x`` for backward, not three."""
+        mc = self.channel.weights(x)
+        return mc, self.spatial.weights_from_maps(*ops.channel_pools(x, mc))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        training = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        if not training or hooked(self.channel) or hooked(self.spatial):
-            return self.spatial(self.channel(x))  # x' = x ⊙ Mc(x), y = x' ⊙ Ms(x')
-        # Training: the same equation through two autograd functions that keep only x and the small
-        # gates for backward (x' is recomputed there): one copy of the input instead of two (x for
-        # x ⊙ Mc, x' for the max pool and for x' ⊙ Ms). A hook on either half takes the path above.
-        mc = self.channel.weights(x)  # (N, C)
-        ms = self.spatial.weights_from_maps(*ScaledChannelPools.apply(x, mc))
-        return TwoGateProduct.apply(x, mc, ms)
-
-
-class ScaledChannelPools(torch.autograd.Function):
-    """``(mean_c(x ⊙ Mc), max_c(x ⊙ Mc))``, each (N, 1, H, W), saving x, Mc and the argmax channel
-    (int16 where it fits) rather than x ⊙ Mc. A tied maximum sends its gradient to one channel (as
-    max pooling does; ``amax`` would split it). The mean is ``Mcᵀ x / C`` per pixel (a matrix-vector
-    product per image), and backward scatters the max's gradient to the argmax channels only, so
-    no full-size temporary is written but ``grad_x`` itself."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, mc: torch.Tensor):
-        c = x.shape[1]
-        max_map, index = (x * mc[:, :, None, None]).max(1, keepdim=True)
-        mean_map = _channel_contract(mc, x) / c
-        ctx.index_dtype = index.dtype
-        ctx.save_for_backward(x, mc, index.to(torch.int16) if c < 2**15 else index)
-        return mean_map, max_map
-
-    @staticmethod
-    def backward(ctx, grad_mean: torch.Tensor, grad_max: torch.Tensor):
-        x, mc, index = ctx.saved_tensors
-        n, c = x.shape[:2]
-        index = index.to(ctx.index_dtype)
-        flat_index = index.reshape(n, -1)
-        grad_x = grad_mc = None
-        if ctx.needs_input_grad[0]:  # mean: Mc / C everywhere; max: Mc at the argmax channel
-            grad_x = (grad_mean / c) * mc[:, :, None, None]
-            grad_x.scatter_add_(1, index, grad_max * mc.gather(1, flat_index).view_as(grad_max))
-        if ctx.needs_input_grad[1]:
-            grad_mc = (x * grad_mean).sum((2, 3)) / c
-            grad_mc.scatter_add_(1, flat_index, (grad_max * x.gather(1, index)).reshape(n, -1))
-        return grad_x, grad_mc
-
-
-class TwoGateProduct(torch.autograd.Function):
-    """``x ⊙ Mc ⊙ Ms`` with Mc (N, C) and Ms (N, 1, H, W), saving x and the two gates only."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, mc: torch.Tensor, ms: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, mc, ms)
-        return torch.mul(x, ms).mul_(mc[:, :, None, None])
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x, mc, ms = ctx.saved_tensors
-        grad_x = torch.mul(grad, ms).mul_(mc[:, :, None, None]) if ctx.needs_input_grad[0] else None
-        grad_mc = grad_ms = None
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            gx = grad * x
-            grad_ms = _channel_contract(mc, gx) if ctx.needs_input_grad[2] else None
-            grad_mc = gx.mul_(ms).sum((2, 3)) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_mc, grad_ms
-
-
-def _channel_contract(weights: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``Σ_c weights[n, c] · t[n, c, h, w]`` as (N, 1, H, W): one matrix-vector product per image."""
-    n, c, h, w = t.shape
-    return torch.bmm(weights[:, None, :].to(t.dtype), t.reshape(n, c, h * w)).view(n, 1, h, w)
+        if ops.observed(self.channel, self.spatial):  # a hook on a half sees that half run: x' = x ⊙ Mc(x), y = x' ⊙ Ms(x')
+            return self.spatial(self.channel(x))
+        return super().forward(x)
 
 
 @register_attn("lcbam")

@@ -8,7 +8,8 @@ import math
 import torch
 from torch import nn
 
-from ._base import AttentionModule, global_mean, rounded_width
+from .. import ops
+from ._base import Gates, GateModule, rounded_width
 from .activations import ActLayer, create_act
 from .registry import register_attn
 
@@ -27,7 +28,7 @@ def eca_kernel_size(channels: int, gamma: float = 2, beta: float = 1) -> int:
 
 
 @register_attn("eca")
-class ECA(AttentionModule):
+class ECA(GateModule):
     """ECA: each channel's gate is a k-tap 1-D convolution over its neighbours' global means.
 
     ``y = x ⊙ σ(conv1d_k(GAP(x)))`` with the convolution running along the channel axis (one
@@ -60,10 +61,9 @@ class ECA(AttentionModule):
         self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False, padding_mode=self.padding_mode)
         self.gate = create_act(gate_layer, "gate_layer")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        s = self.gate(self.conv(global_mean(x)[:, None, :])[:, 0])  # conv1d along the channels of GAP(x)
-        return x * s[:, :, None, None]
+    def gates(self, x: torch.Tensor) -> Gates:
+        """``σ(conv1d_k(GAP(x)))`` (N, C), the conv running along the channels; ``forward`` returns ``x ⊙`` it."""
+        return self.gate(self.conv(ops.global_mean(x)[:, None, :])[:, 0]), None
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_size={self.kernel_size}"
@@ -88,7 +88,7 @@ class CircularECA(ECA):
 
 
 @register_attn("ecam")
-class ECAM(AttentionModule):
+class ECAM(GateModule):
     """ECA with a small MLP along the channel axis: a 1-tap expansion, ReLU, then the k-tap conv.
 
     ``d = GAP(x)`` as a 1-channel sequence of length C; ``h = ReLU(W_1 d)`` with ``W_1: 1 → m``
@@ -129,11 +129,11 @@ class ECAM(AttentionModule):
         self.conv2 = nn.Conv1d(hidden, 1, k, padding=(k - 1) // 2, bias=bias)
         self.gate = create_act(gate_layer, "gate_layer")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        descriptors = [global_mean(x)] + ([x.amax((2, 3))] if self.pools == "avg+max" else [])
+    def gates(self, x: torch.Tensor) -> Gates:
+        """``s = σ(Σ_d conv1d_k(ReLU(W_1 d)))`` over the descriptors ``d`` (N, C); ``forward`` returns ``x ⊙ s``."""
+        descriptors = ops.global_pools(x) if self.pools == "avg+max" else (ops.global_mean(x),)
         logits = sum(self.conv2(self.act(self.conv1(d[:, None, :])))[:, 0] for d in descriptors)
-        return x * self.gate(logits)[:, :, None, None]
+        return self.gate(logits), None
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_size={self.kernel_size}, pools={self.pools!r}"

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import AttentionModule, check_channels, hidden_width, pointwise
+from .. import ops
+from ._base import AttentionModule, Gates, GateModule, check_channels, hidden_width
 from .registry import register_attn
 
 
@@ -20,35 +21,6 @@ class ConvBlock(nn.Sequential):
             nn.ReLU(inplace=True),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv, norm, act = self
-        return act(norm(_conv(conv, x)))
-
-
-def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)``, as a cheaper op with the same result where a 1×1 conv reduces to one.
-
-    The attention maps are 1×1 maps of C channels (a matrix product) or H×W maps of one channel
-    (an affine map); through the convolution machinery either costs ~0.1–0.3 ms on CPU.
-    """
-    if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.padding != (0, 0) or conv.groups != 1:
-        return conv(x)
-    if x.shape[2:] == (1, 1):
-        return pointwise(conv, x.flatten(1))[:, :, None, None]
-    if conv.in_channels == conv.out_channels == 1 and conv.bias is not None:
-        return torch.addcmul(conv.bias, x, conv.weight.view(1))
-    return conv(x)
-
-
-def folded(block: ConvBlock) -> tuple[torch.Tensor, torch.Tensor]:
-    """The conv weight and bias of an eval-mode ConvBlock with its BatchNorm folded in:
-    ``BN(conv(x)) = conv'(x)``, ``w' = w·γ/σ``, ``b' = (b − μ)·γ/σ + β``, ``σ = √(var + ε)``."""
-    conv, norm, _ = block
-    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-    # contiguous: the kernels read row-major weights, and a channels_last model holds them otherwise
-    return (conv.weight * scale.view(-1, 1, 1, 1)).contiguous(), (bias - norm.running_mean) * scale + norm.bias
-
 
 class HASpatialMap(nn.Module):
     """HA-CNN spatial attention map ``(N, 1, H, W)``: channel mean → 3×3/2 ConvBlock → bilinear
@@ -60,12 +32,8 @@ class HASpatialMap(nn.Module):
         self.conv2 = ConvBlock(1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.from_mean(x.mean(1, keepdim=True))
-
-    def from_mean(self, mean_map: torch.Tensor) -> torch.Tensor:
-        """The map from the channel mean (N, 1, H, W) of the input."""
-        h, w = mean_map.shape[2], mean_map.shape[3]
-        s = self.conv1(mean_map)
+        h, w = x.shape[2], x.shape[3]
+        s = self.conv1(x.mean(1, keepdim=True))
         # Resize to the input's own size: a fixed ×2 (as in public copies) is wrong for odd H, W.
         s = F.interpolate(s, size=(h, w), mode="bilinear", align_corners=True)
         return self.conv2(s)
@@ -81,11 +49,7 @@ class HAChannelMap(nn.Module):
         self.conv2 = ConvBlock(hidden, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.from_pool(x.mean((2, 3), keepdim=True))
-
-    def from_pool(self, pooled: torch.Tensor) -> torch.Tensor:
-        """The map from the global average (N, C, 1, 1) of the input."""
-        return self.conv2(self.conv1(pooled))
+        return self.conv2(self.conv1(ops.global_mean(x)[:, :, None, None]))
 
 
 @register_attn("ha_soft")
@@ -124,27 +88,17 @@ class HASoftAttention(AttentionModule):
         self.check_input(x)
         return x * self.weights(x)
 
-    def rank1(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eval mode: ``BN(conv(s ⊗ c)) = s ⊗ u + v`` with u (N, C) and v (C)."""
-        weight, bias = folded(self.mix)
-        return F.linear(c.flatten(1), weight.flatten(1)), bias
-
     def _weights(self, s: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         conv, norm, act = self.mix
-        # The 1×1 conv acts on the rank-1 map s ⊗ c, so conv(s ⊗ c) = s ⊗ (W c) + b: a C×C
-        # matrix-vector product per image instead of a C×C×H×W convolution (exact).
-        if not norm.training:  # fold the BN's affine map in too: one multiply-add pass
-            u, v = self.rank1(c)
-            z = torch.addcmul(v[:, None, None], s, u[:, :, None, None])
-        else:
-            wc = F.linear(c.flatten(1), conv.weight.flatten(1))[:, :, None, None]  # W c: (N, C, 1, 1)
-            b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
-            z = norm(torch.addcmul(b[:, None, None], s, wc))
-        return self.gate(act(z))
+        # ConvBlock(s ⊗ c): the 1×1 conv of the rank-1 map s ⊗ c is s ⊗ (W c) + b, exactly — a C×C
+        # matrix-vector product per image instead of a C×C convolution over H×W.
+        wc = F.linear(c.flatten(1), conv.weight.flatten(1))[:, :, None, None]  # W c: (N, C, 1, 1)
+        b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
+        return self.gate(act(norm(torch.addcmul(b[:, None, None], s, wc))))
 
 
 @register_attn("ha_spatial")
-class HASpatialAttention(AttentionModule):
+class HASpatialAttention(GateModule):
     """HA-CNN spatial attention used on its own: one sigmoid map over H×W shared by all channels.
 
     ``y = x ⊙ σ(S(x))`` with ``S`` :class:`HASpatialMap`.
@@ -161,13 +115,12 @@ class HASpatialAttention(AttentionModule):
         self.spatial = HASpatialMap()
         self.gate = nn.Sigmoid()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return x * self.gate(self.spatial(x))
+    def gates(self, x: torch.Tensor) -> Gates:
+        return None, self.gate(self.spatial(x))
 
 
 @register_attn("ha_channel")
-class HAChannelAttention(AttentionModule):
+class HAChannelAttention(GateModule):
     """HA-CNN channel attention used on its own: one sigmoid weight per channel.
 
     ``y = x ⊙ σ(C(x))`` with ``C`` :class:`HAChannelMap`.
@@ -185,9 +138,8 @@ class HAChannelAttention(AttentionModule):
         self.channel = HAChannelMap(channels, reduction, min_hidden)
         self.gate = nn.Sigmoid()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        return x * self.gate(self.channel(x))
+    def gates(self, x: torch.Tensor) -> Gates:
+        return self.gate(self.channel(x)).flatten(1), None
 
 
 class HardRegionAttention(nn.Module):

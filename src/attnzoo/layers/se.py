@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import AttentionModule, global_mean, hidden_width, pointwise, rounded_width
+from .. import ops
+from ._base import Gates, GateModule, hidden_width, pointwise, rounded_width
 from .activations import ActLayer, create_act
 from .registry import register_attn
 
 
 @register_attn("se")
-class SqueezeExcite(AttentionModule):
+class SqueezeExcite(GateModule):
     """Squeeze-and-Excitation: reweight each channel by a gate computed from its global mean.
 
     ``s = σ(W2 · ReLU(W1 · GAP(x)))``, ``y = x ⊙ s`` (``s`` has shape ``(N, C, 1, 1)``).
@@ -46,17 +47,15 @@ class SqueezeExcite(AttentionModule):
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
         self.gate = create_act(gate_layer, "gate_layer")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        squeezed = global_mean(x)  # GAP: (N, C)
-        # The 1×1 convs act on a 1×1 map: run as matrix products on (N, C) (same weights, same
-        # result), skipping the convolution machinery (~100 µs per call on CPU).
-        s = self.gate(pointwise(self.fc2, self.act(pointwise(self.fc1, squeezed))))
-        return x * s[:, :, None, None]
+    def gates(self, x: torch.Tensor) -> Gates:
+        """``s = σ(W2 · ReLU(W1 · GAP(x)))`` (N, C); ``forward`` returns ``x ⊙ s``."""
+        # The 1×1 convs act on a 1×1 map: matrix products on (N, C), the same weights and result.
+        s = self.gate(pointwise(self.fc2, self.act(pointwise(self.fc1, ops.global_mean(x)))))
+        return s, None
 
 
 @register_attn("ese")
-class EffectiveSqueezeExcite(AttentionModule):
+class EffectiveSqueezeExcite(GateModule):
     """Effective SE: SE with a single C→C layer (no bottleneck) and a hard sigmoid.
 
     ``y = x ⊙ hσ(W · GAP(x) + b)``, ``W: C → C`` a 1×1 conv with bias, ``hσ(z) = relu6(z + 3) / 6``.
@@ -73,7 +72,6 @@ class EffectiveSqueezeExcite(AttentionModule):
         self.fc = nn.Conv2d(channels, channels, 1)
         self.gate = create_act(gate_layer, "gate_layer")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        s = self.gate(pointwise(self.fc, global_mean(x)))
-        return x * s[:, :, None, None]
+    def gates(self, x: torch.Tensor) -> Gates:
+        """``hσ(W · GAP(x) + b)`` (N, C); ``forward`` returns ``x ⊙`` it."""
+        return self.gate(pointwise(self.fc, ops.global_mean(x))), None

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import AttentionModule, hidden_width, hooked
+from .. import ops
+from ._base import AttentionModule, hidden_width
 from .registry import register_attn
 
 # Default cap on query positions × key positions per image: 2**24 fp32 logits = 64 MiB
@@ -26,7 +27,7 @@ def _attend(gate: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torc
     dtype = torch.promote_types(query.dtype, torch.float32)  # fp16/bf16 -> fp32, fp64 stays
     with torch.autocast(device_type=query.device.type, enabled=False):
         q, k, v = (t.to(dtype).transpose(1, 2) for t in (query, key, value))  # (N, L, ·)
-        if hooked(gate):
+        if ops.observed(gate):
             attn = gate(torch.bmm(q, k.transpose(1, 2)) * scale)  # (N, Lq, Lk)
             out = torch.bmm(attn, v)
         else:

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import ops
+from ..layers._base import GateModule
 from ..layers.registry import get_attn_class, get_conv_class, get_fusion_class
 from ..layers.residual_mix import wrap
 from .registry import register_model
@@ -126,7 +128,16 @@ class Bottleneck(nn.Module):
 
 
 def _merge(block: Union[BasicBlock, Bottleneck], out: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
-    """A block's end: ``relu(fuse(attn(out), identity))``, the fusion being ``+`` unless the block has one."""
+    """A block's end: ``relu(fuse(attn(out), identity))``, the fusion being ``+`` unless the block has one.
+
+    With a gating module (or none) and the stock ReLU, the gate, the addition and the ReLU are one
+    op (:func:`attnzoo.ops.gate`): one pass over memory where the device has a kernel for it.
+    """
+    if block.fusion is None and type(block.relu) is nn.ReLU and not ops.observed(block.relu):
+        if block.attn is None:
+            return ops.gate(out, identity=identity, relu=True)
+        if isinstance(block.attn, GateModule):
+            return block.attn.forward_residual(out, identity)
     if block.attn is not None:
         out = block.attn(out)
     out = out + identity if block.fusion is None else block.fusion(out, identity)

@@ -1,0 +1,89 @@
+"""The operations attention modules share, with one reference and fast kernels per device.
+
+Every module's ``forward`` is its equation written with these ops; each op is its equation in
+:mod:`.reference` and a custom op (:mod:`.library`) whose kernels are:
+
+=================  ==================================  ===========================================
+op                 computes                            kernels
+=================  ==================================  ===========================================
+``gate``           ``relu?(x ⊙ a ⊙ b + identity)``     PyTorch (any device), Triton (CUDA)
+``global_mean``    ``mean_{H,W}(x)``                   PyTorch, Triton
+``global_pools``   ``(mean_{H,W}(x), max_{H,W}(x))``   PyTorch, Triton
+``channel_pools``  ``(mean_C, max_C)`` of ``x ⊙ s``    PyTorch, Triton
+=================  ==================================  ===========================================
+
+``a`` is a per-channel gate (N, C), ``b`` a per-pixel gate (N, 1, H, W). The backward of each
+custom op works from the input and the small gates alone, so a gated block keeps one copy of its
+input for backward. Means accumulate in fp32, so fp16 inputs whose sums pass 65504 stay finite.
+
+Which implementation runs is decided in :mod:`.selection`: the custom ops by default, the
+reference equations under ``attnzoo.ops.use("reference")`` and whenever a graph is captured for
+deployment (``torch.export``, ONNX, tracing). The C++ CPU kernels for inference stay a separate
+conversion step, :func:`attnzoo.fused.convert`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from . import library, reference as _reference
+from .selection import MODES, capturing, current, observed, reference, use
+
+Tensor = torch.Tensor
+
+
+def _check(op: str, x: Tensor, channel: Optional[Tensor] = None, spatial: Optional[Tensor] = None, identity: Optional[Tensor] = None) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"attnzoo.ops.{op}: expected x of shape (N, C, H, W), got {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    for name, t, want in (("channel", channel, (n, c)), ("spatial", spatial, (n, 1, h, w)), ("identity", identity, (n, c, h, w))):
+        if t is not None and tuple(t.shape) != want:
+            raise ValueError(f"attnzoo.ops.{op}: expected {name} of shape {want} for x of shape {tuple(x.shape)}, got {tuple(t.shape)}")
+
+
+def gate(x: Tensor, channel: Optional[Tensor] = None, spatial: Optional[Tensor] = None, identity: Optional[Tensor] = None,
+         relu: bool = False) -> Tensor:
+    """``y = x ⊙ channel ⊙ spatial (+ identity)``, then ReLU if ``relu``: channel (N, C), spatial (N, 1, H, W).
+
+    With ``identity`` and ``relu`` it is a residual block's end, ``relu(attn(x) + identity)``, in
+    one pass over memory where the device has a kernel for it.
+    """
+    _check("gate", x, channel, spatial, identity)
+    if reference():
+        return _reference.gate(x, channel, spatial, identity, relu)
+    return torch.ops.attnzoo.gate(x, channel, spatial, identity, relu)
+
+
+def global_mean(x: Tensor) -> Tensor:
+    """``mean_{H,W}(x)`` as (N, C), accumulated in fp32."""
+    _check("global_mean", x)
+    if reference():
+        return _reference.global_mean(x)
+    return torch.ops.attnzoo.global_pools(x, False)[0]
+
+
+def global_pools(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(mean_{H,W}(x), max_{H,W}(x))``, each (N, C), in one pass where the device has a kernel."""
+    _check("global_pools", x)
+    if reference():
+        return _reference.global_pools(x)
+    return torch.ops.attnzoo.global_pools(x, True)
+
+
+def channel_pools(x: Tensor, scale: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """``(mean_C(x ⊙ scale), max_C(x ⊙ scale))``, each (N, 1, H, W); scale (N, C) or None.
+
+    ``x ⊙ scale`` is never stored: backward recomputes what it needs from ``x``, ``scale`` and the
+    argmax channel. A tied maximum sends its gradient to the first channel holding it.
+    """
+    _check("channel_pools", x, scale)
+    if reference():
+        return _reference.channel_pools(x, scale)
+    mean, maximum, _index = torch.ops.attnzoo.channel_pools(x, scale)
+    return mean, maximum
+
+
+__all__ = ["MODES", "capturing", "channel_pools", "current", "gate", "global_mean", "global_pools", "library", "observed",
+           "reference", "use"]

@@ -1,0 +1,115 @@
+"""The ops' kernels in PyTorch operators, for every device (CPU, and CUDA without Triton).
+
+Forward and backward follow autograd's own steps for the reference equations — the same products in
+the same order, so in float64 (and fp32 on one thread) they give the reference's values bit for
+bit — but the backward works from the input and the small gates alone: no intermediate full-size
+tensor is kept between forward and backward (CBAM keeps one copy of its input, not three).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+Tensor = torch.Tensor
+
+
+def result_dtype(*tensors: Optional[Tensor]) -> torch.dtype:
+    """The dtype PyTorch's type promotion gives ``x * a * b + identity`` (None entries ignored)."""
+    dtype = None
+    for t in tensors:
+        if t is not None:
+            dtype = t.dtype if dtype is None else torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def _nchw(v: Tensor) -> Tensor:
+    return v[:, :, None, None]
+
+
+def gate(x: Tensor, channel: Optional[Tensor], spatial: Optional[Tensor], identity: Optional[Tensor], relu: bool) -> Tensor:
+    out = torch.empty_like(x, dtype=result_dtype(x, channel, spatial, identity))
+    if channel is not None:
+        torch.mul(x, _nchw(channel), out=out)
+        if spatial is not None:
+            out.mul_(spatial)
+    elif spatial is not None:
+        torch.mul(x, spatial, out=out)
+    else:
+        out.copy_(x)
+    if identity is not None:
+        out.add_(identity)
+    return out.relu_() if relu else out
+
+
+def gate_backward(grad: Tensor, x: Tensor, channel: Optional[Tensor], spatial: Optional[Tensor], y: Optional[Tensor],
+                  identity_dtype: Optional[torch.dtype]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(grad_x, grad_channel, grad_spatial, grad_identity); an empty tensor for an absent input.
+    ``y`` is the forward's output when it ended in the ReLU (its mask), else None."""
+    empty = grad.new_empty(0)
+    pre = grad if y is None else torch.ops.aten.threshold_backward(grad, y, 0)  # ReLU's backward, as autograd's
+    grad_identity = pre.to(identity_dtype) if identity_dtype is not None else empty
+    grad_scaled = pre if spatial is None else pre * spatial  # d/d(x ⊙ channel)
+    grad_spatial = empty
+    if spatial is not None:
+        product = pre * x if channel is None else (x * _nchw(channel)).mul_(pre)  # x ⊙ channel recomputed
+        grad_spatial = product.sum(1, keepdim=True).to(spatial.dtype)
+    grad_channel = empty
+    if channel is not None:
+        grad_channel = (grad_scaled * x).sum((2, 3)).to(channel.dtype)
+        grad_x = grad_scaled * _nchw(channel)
+    else:
+        grad_x = grad_scaled
+    return grad_x.to(x.dtype), grad_channel, grad_spatial, grad_identity
+
+
+def global_pools(x: Tensor, with_max: bool) -> tuple[Tensor, Tensor]:
+    mean = x.mean((2, 3))
+    return mean, (x.amax((2, 3)) if with_max else mean.new_empty(0))
+
+
+def global_pools_backward(grad_mean: Optional[Tensor], grad_max: Optional[Tensor], x: Tensor, maximum: Tensor) -> Tensor:
+    """The mean's gradient as a broadcast view (no full-size write when it is alone); the max's
+    shared equally by tied maxima, as ``amax``'s backward does (NaN where the max is NaN)."""
+    n, c, h, w = x.shape
+    grad = None
+    if grad_max is not None:
+        mask = x == _nchw(maximum)
+        grad = (_nchw(grad_max) / mask.sum((2, 3), keepdim=True)) * mask
+    if grad_mean is not None:
+        spread = _nchw(grad_mean / (h * w)).expand(n, c, h, w)
+        grad = spread if grad is None else grad + spread
+    if grad is None:
+        return torch.zeros_like(x)
+    return grad.to(x.dtype)
+
+
+def channel_pools(x: Tensor, scale: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """(mean_C, max_C, argmax channel as int32), each (N, 1, H, W), of ``x ⊙ scale``."""
+    n, _, h, w = x.shape
+    scaled = x if scale is None else x * _nchw(scale)
+    maximum, index = scaled.max(1, keepdim=True)
+    mean = scaled.mean(1, keepdim=True)
+    # The outputs' layout is fixed (contiguous), whatever the input's, as the fake kernel says.
+    return mean.contiguous(), maximum.contiguous(), index.to(torch.int32).contiguous()
+
+
+def channel_pools_backward(grad_mean: Optional[Tensor], grad_max: Optional[Tensor], x: Tensor, scale: Optional[Tensor],
+                           index: Tensor) -> tuple[Tensor, Tensor]:
+    """(grad_x, grad_scale): the mean's gradient spread over C, the max's to its argmax channel."""
+    n, c, h, w = x.shape
+    dtype = result_dtype(x, scale)
+    grad_scaled = torch.zeros(n, c, h, w, dtype=dtype, device=x.device).to(memory_format=_format(x))
+    if grad_mean is not None:
+        grad_scaled += (grad_mean / c).to(dtype).expand(n, c, h, w)
+    if grad_max is not None:
+        grad_scaled.scatter_add_(1, index.long(), grad_max.to(dtype))
+    if scale is None:
+        return grad_scaled.to(x.dtype), x.new_empty(0)
+    grad_scale = (grad_scaled * x).sum((2, 3)).to(scale.dtype)
+    return (grad_scaled * _nchw(scale)).to(x.dtype), grad_scale
+
+
+def _format(x: Tensor) -> torch.memory_format:
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format

@@ -1,0 +1,199 @@
+"""The custom ops, registered with ``torch.library``: schema, fake (meta) kernel, autograd formula,
+a default kernel in PyTorch operators (:mod:`.aten_kernels`) and a CUDA kernel in Triton
+(:mod:`.triton_kernels`, used where Triton imports; the PyTorch kernel otherwise).
+
+Being custom ops, they trace under ``torch.compile(fullgraph=True)`` (the fake kernels give shapes,
+dtypes and layouts), differentiate through their registered backward (which works from the input
+and the small gates only), and keep their dtype rules under autocast: they compute in the dtypes
+they are given, as the reference equations would.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+from typing import Optional
+
+import torch
+from torch.library import custom_op
+
+from . import aten_kernels as aten
+
+Tensor = torch.Tensor
+
+
+@functools.cache
+def triton_kernels() -> Optional[ModuleType]:
+    """:mod:`.triton_kernels`, or None where Triton does not import (then CUDA runs the PyTorch kernels)."""
+    try:
+        from . import triton_kernels as module
+    except ImportError:
+        return None
+    return module
+
+
+def _on_triton(x: Tensor) -> Optional[ModuleType]:
+    kernels = triton_kernels() if x.device.type == "cuda" else None
+    return kernels if kernels is not None and kernels.supports(x) else None
+
+
+def _require_triton(x: Tensor) -> ModuleType:
+    kernels = _on_triton(x)
+    if kernels is None:
+        raise RuntimeError(f"attnzoo: this backward op runs on CUDA with Triton only, got a {x.device.type} tensor")
+    return kernels
+
+
+# --- gate: y = relu?(x ⊙ channel ⊙ spatial + identity) ------------------------------------------
+
+@custom_op("attnzoo::gate", mutates_args=())
+def gate(x: Tensor, channel: Optional[Tensor], spatial: Optional[Tensor], identity: Optional[Tensor], relu: bool) -> Tensor:
+    return aten.gate(x, channel, spatial, identity, relu)
+
+
+@gate.register_fake
+def _gate_fake(x, channel, spatial, identity, relu):
+    return torch.empty_like(x, dtype=aten.result_dtype(x, channel, spatial, identity))
+
+
+@gate.register_kernel("cuda")
+def _gate_cuda(x, channel, spatial, identity, relu):
+    kernels = _on_triton(x)
+    return aten.gate(x, channel, spatial, identity, relu) if kernels is None else kernels.gate(x, channel, spatial, identity, relu)
+
+
+@custom_op("attnzoo::gate_backward", mutates_args=())
+def gate_backward_op(grad: Tensor, x: Tensor, channel: Optional[Tensor], spatial: Optional[Tensor], y: Optional[Tensor],
+                     with_identity: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The Triton backward as an opaque op (CUDA only: elsewhere the backward runs as PyTorch operators)."""
+    return _require_triton(x).gate_backward(grad, x, channel, spatial, y, with_identity)
+
+
+@gate_backward_op.register_fake
+def _gate_backward_fake(grad, x, channel, spatial, y, with_identity):
+    def like(t: Optional[Tensor]) -> Tensor:
+        return grad.new_empty(0) if t is None else torch.empty_like(t)
+    return torch.empty_like(x), like(channel), like(spatial), (torch.empty_like(grad) if with_identity else grad.new_empty(0))
+
+
+def _gate_setup(ctx, inputs, output) -> None:
+    x, channel, spatial, identity, relu = inputs
+    ctx.identity_dtype = None if identity is None else identity.dtype
+    ctx.save_for_backward(x, channel, spatial, output if relu else None)
+
+
+def _gate_backward(ctx, grad):
+    x, channel, spatial, y = ctx.saved_tensors
+    if _on_triton(grad) is not None:
+        grads = torch.ops.attnzoo.gate_backward(grad, x, channel, spatial, y, ctx.identity_dtype is not None)
+        grad_identity = grads[3].to(ctx.identity_dtype) if ctx.identity_dtype is not None else None
+        grads = grads[:3] + (grad_identity,)
+    else:
+        grads = aten.gate_backward(grad, x, channel, spatial, y, ctx.identity_dtype)
+    grad_x, grad_channel, grad_spatial, grad_identity = grads
+    return (grad_x, grad_channel if channel is not None else None, grad_spatial if spatial is not None else None,
+            grad_identity if ctx.identity_dtype is not None else None, None)
+
+
+gate.register_autograd(_gate_backward, setup_context=_gate_setup)
+
+
+# --- global pools: mean_{H,W}(x) and max_{H,W}(x) --------------------------------------------------
+
+@custom_op("attnzoo::global_pools", mutates_args=())
+def global_pools(x: Tensor, with_max: bool) -> tuple[Tensor, Tensor]:
+    return aten.global_pools(x, with_max)
+
+
+@global_pools.register_fake
+def _global_pools_fake(x, with_max):
+    n, c = x.shape[:2]
+    return x.new_empty((n, c)), (x.new_empty((n, c)) if with_max else x.new_empty(0))
+
+
+@global_pools.register_kernel("cuda")
+def _global_pools_cuda(x, with_max):
+    kernels = _on_triton(x)
+    return aten.global_pools(x, with_max) if kernels is None else kernels.global_pools(x, with_max)
+
+
+def _global_pools_setup(ctx, inputs, output) -> None:
+    x, with_max = inputs
+    ctx.with_max = with_max
+    # The mean's backward needs only the shape: keep x only when the max is asked for.
+    ctx.save_for_backward(x if with_max else None, output[1] if with_max else None)
+    ctx.shape, ctx.dtype = x.shape, x.dtype
+
+
+def _global_pools_backward(ctx, grad_mean, grad_max):
+    x, maximum = ctx.saved_tensors
+    if not ctx.with_max:
+        n, c, h, w = ctx.shape
+        spread = (grad_mean / (h * w)).to(ctx.dtype)[:, :, None, None].expand(n, c, h, w)
+        return spread, None
+    if _on_triton(x) is not None:
+        return torch.ops.attnzoo.global_pools_backward(grad_mean, grad_max, x, maximum), None
+    return aten.global_pools_backward(grad_mean, grad_max, x, maximum), None
+
+
+@custom_op("attnzoo::global_pools_backward", mutates_args=())
+def global_pools_backward_op(grad_mean: Optional[Tensor], grad_max: Optional[Tensor], x: Tensor, maximum: Tensor) -> Tensor:
+    """The Triton backward of the pools with the max as an opaque op (CUDA only)."""
+    return _require_triton(x).global_pools_backward(grad_mean, grad_max, x, maximum)
+
+
+@global_pools_backward_op.register_fake
+def _global_pools_backward_fake(grad_mean, grad_max, x, maximum):
+    return torch.empty_like(x)
+
+
+global_pools.register_autograd(_global_pools_backward, setup_context=_global_pools_setup)
+
+
+# --- channel pools: mean_C(x ⊙ s) and max_C(x ⊙ s) -------------------------------------------------
+
+@custom_op("attnzoo::channel_pools", mutates_args=())
+def channel_pools(x: Tensor, scale: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    return aten.channel_pools(x, scale)
+
+
+@channel_pools.register_fake
+def _channel_pools_fake(x, scale):
+    n, _, h, w = x.shape
+    dtype = aten.result_dtype(x, scale)
+    return (x.new_empty((n, 1, h, w), dtype=dtype), x.new_empty((n, 1, h, w), dtype=dtype),
+            x.new_empty((n, 1, h, w), dtype=torch.int32))
+
+
+@channel_pools.register_kernel("cuda")
+def _channel_pools_cuda(x, scale):
+    kernels = _on_triton(x)
+    return aten.channel_pools(x, scale) if kernels is None else kernels.channel_pools(x, scale)
+
+
+def _channel_pools_setup(ctx, inputs, output) -> None:
+    x, scale = inputs
+    ctx.mark_non_differentiable(output[2])
+    ctx.save_for_backward(x, scale, output[2])
+
+
+def _channel_pools_backward(ctx, grad_mean, grad_max, _grad_index):
+    x, scale, index = ctx.saved_tensors
+    backward = aten.channel_pools_backward if _on_triton(x) is None else torch.ops.attnzoo.channel_pools_backward
+    grad_x, grad_scale = backward(grad_mean, grad_max, x, scale, index)
+    return grad_x, (grad_scale if scale is not None else None)
+
+
+@custom_op("attnzoo::channel_pools_backward", mutates_args=())
+def channel_pools_backward_op(grad_mean: Optional[Tensor], grad_max: Optional[Tensor], x: Tensor, scale: Optional[Tensor],
+                              index: Tensor) -> tuple[Tensor, Tensor]:
+    """The Triton backward of the channel pools as an opaque op (CUDA only)."""
+    return _require_triton(x).channel_pools_backward(grad_mean, grad_max, x, scale, index)
+
+
+@channel_pools_backward_op.register_fake
+def _channel_pools_backward_fake(grad_mean, grad_max, x, scale, index):
+    return torch.empty_like(x), (x.new_empty(0) if scale is None else torch.empty_like(scale))
+
+
+channel_pools.register_autograd(_channel_pools_backward, setup_context=_channel_pools_setup)

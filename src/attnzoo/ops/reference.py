@@ -1,0 +1,48 @@
+"""The reference implementations: each op as its equation in plain PyTorch, differentiated by autograd.
+
+These define what every kernel must compute. They run where ``attnzoo.ops.use("reference")`` asks
+for them, and wherever a graph is captured for deployment (``torch.export``, ONNX, ``torch.jit``
+and FX tracing), so an exported model holds only standard operators.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+
+def gate(x: Tensor, channel: Optional[Tensor] = None, spatial: Optional[Tensor] = None,
+         identity: Optional[Tensor] = None, relu: bool = False) -> Tensor:
+    """``y = x ⊙ channel ⊙ spatial (+ identity)``, then ``relu`` if asked: channel (N, C), spatial (N, 1, H, W)."""
+    y = x
+    if channel is not None:
+        y = y * channel[:, :, None, None]
+    if spatial is not None:
+        y = y * spatial
+    if identity is not None:
+        y = y + identity
+    return F.relu(y) if relu else y
+
+
+def global_mean(x: Tensor) -> Tensor:
+    """``mean_{H,W}(x)`` as (N, C), accumulated in fp32 for fp16/bf16 inputs (as ``Tensor.mean`` does)."""
+    return x.mean((2, 3))
+
+
+def global_pools(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(mean_{H,W}(x), max_{H,W}(x))``, each (N, C); tied maxima share the max's gradient (``amax``)."""
+    return x.mean((2, 3)), x.amax((2, 3))
+
+
+def channel_pools(x: Tensor, scale: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+    """``(mean_C(x'), max_C(x'))`` of ``x' = x ⊙ scale`` (scale (N, C), or none), each (N, 1, H, W).
+
+    The max is ``Tensor.max(1)``: NaN propagates, and a tied maximum sends its whole gradient to the
+    first channel holding it (as max pooling does; ``amax`` would split it).
+    """
+    scaled = x if scale is None else x * scale[:, :, None, None]
+    return scaled.mean(1, keepdim=True), scaled.max(1, keepdim=True).values

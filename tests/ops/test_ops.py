@@ -1,0 +1,184 @@
+"""The op layer: each custom op against its reference equation, in values and gradients."""
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import attnzoo
+from attnzoo import ops
+from attnzoo.ops import reference
+
+F64 = torch.float64
+
+
+def _gate_inputs(shape, dtype=F64, channels_last=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n, c, h, w = shape
+    x = torch.randn(shape, generator=g, dtype=dtype)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    return (x, torch.rand(n, c, generator=g, dtype=dtype), torch.rand(n, 1, h, w, generator=g, dtype=dtype),
+            torch.randn(shape, generator=g, dtype=dtype))
+
+
+def _run(fn, inputs, grads_seed=1):
+    inputs = [t.detach().requires_grad_() if t is not None else None for t in inputs]
+    out = fn(*inputs)
+    outs = out if isinstance(out, tuple) else (out,)
+    g = torch.Generator().manual_seed(grads_seed)
+    cotangents = [torch.randn(o.shape, generator=g, dtype=o.dtype) for o in outs]
+    leaves = [t for t in inputs if t is not None]
+    return outs, torch.autograd.grad(outs, leaves, cotangents)
+
+
+def _both(name, *args, **kwargs):
+    """The op through the custom op and through the reference, outputs and input gradients."""
+    fast = _run(lambda *a: getattr(ops, name)(*a, **kwargs), args)
+    with ops.use("reference"):
+        ref = _run(lambda *a: getattr(ops, name)(*a, **kwargs), args)
+    return fast, ref
+
+
+GATE_CASES = [  # which of channel, spatial, identity are given, and relu
+    (True, True, True, True), (True, False, False, False), (False, True, False, False), (True, True, False, False),
+    (False, False, True, True), (True, False, True, True), (False, True, True, False),
+]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("case", GATE_CASES)
+def test_gate_equals_its_equation_bit_for_bit_in_float64(case, channels_last):
+    x, a, b, r = _gate_inputs((2, 5, 3, 7), channels_last=channels_last)
+    has_a, has_b, has_r, relu = case
+    args = (x, a if has_a else None, b if has_b else None, r if has_r else None)
+    (out, grads), (ref_out, ref_grads) = _both("gate", *args, relu=relu)
+    assert torch.equal(out[0], ref_out[0])
+    for p, q in zip(grads, ref_grads):  # sums over a channels-last product may add in another order
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-14 if channels_last else 0)
+    assert out[0].is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+@pytest.mark.parametrize("name", ["global_mean", "global_pools"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_global_pools_equal_their_equations(name, channels_last):
+    x = _gate_inputs((3, 4, 5, 6), channels_last=channels_last)[0]
+    x[0, 1, 2, :2] = x[0, 1].max() + 1  # a tied maximum: amax shares its gradient
+    (out, grads), (ref_out, ref_grads) = _both(name, x)
+    assert all(torch.equal(p, q) for p, q in zip(out, ref_out))
+    torch.testing.assert_close(grads[0], ref_grads[0], rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("with_scale", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channel_pools_equal_their_equation_with_the_first_maximum_rule(with_scale, channels_last):
+    x, a, _, _ = _gate_inputs((2, 6, 4, 3), channels_last=channels_last)
+    x[:, 3] = x[:, 1]  # tied channels: the first holds the maximum's whole gradient
+    args = (x, a if with_scale else None)
+    (out, grads), (ref_out, ref_grads) = _both("channel_pools", *args)
+    assert all(torch.equal(p, q) for p, q in zip(out, ref_out))
+    for p, q in zip(grads, ref_grads):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-14 if channels_last else 0)
+
+
+def test_gradcheck_every_op():
+    x, a, b, r = (t.requires_grad_() for t in _gate_inputs((2, 3, 4, 5)))
+    assert torch.autograd.gradcheck(lambda *t: ops.gate(*t, relu=True), (x, a, b, r))
+    assert torch.autograd.gradcheck(ops.global_mean, (x,))
+    assert torch.autograd.gradcheck(ops.global_pools, (x,))
+    assert torch.autograd.gradcheck(ops.channel_pools, (x, a))
+    assert torch.autograd.gradgradcheck(lambda *t: ops.gate(*t), (x, a, b))  # the backward is differentiable too
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 9), h=st.integers(1, 6), w=st.integers(1, 6), cl=st.booleans())
+def test_ops_match_the_reference_on_any_shape(n, c, h, w, cl):
+    x, a, b, r = _gate_inputs((n, c, h, w), channels_last=cl, seed=n * 1000 + c * 100 + h * 10 + w)
+    for name, args, kwargs in (("gate", (x, a, b, r), {"relu": True}), ("global_pools", (x,), {}), ("channel_pools", (x, a), {})):
+        (out, grads), (ref_out, ref_grads) = _both(name, *args, **kwargs)
+        for p, q in zip(out + grads, ref_out + ref_grads):
+            torch.testing.assert_close(p, q, rtol=0, atol=1e-14)
+
+
+def test_nan_and_inf_pass_through_as_in_pytorch():
+    x, a, b, r = _gate_inputs((2, 4, 3, 3))
+    x[0, 1, 1, 1], x[1, 2, 0, 0], x[1, 3, 2, 2] = float("nan"), float("inf"), float("-inf")
+    for name, args, kwargs in (("gate", (x, a, b, r), {"relu": True}), ("global_pools", (x,), {}), ("channel_pools", (x, a), {})):
+        (out, grads), (ref_out, ref_grads) = _both(name, *args, **kwargs)
+        for p, q in zip(out + grads, ref_out + ref_grads):
+            torch.testing.assert_close(p, q, equal_nan=True)
+    assert torch.isnan(ops.gate(x, relu=True)[0, 1, 1, 1])  # the ReLU keeps NaN
+
+
+def test_means_accumulate_in_fp32_so_fp16_sums_past_65504_stay_finite():
+    x = torch.full((1, 2, 56, 56), 25.0, dtype=torch.float16)  # a channel's sum: 78,400 > 65504
+    assert ops.global_mean(x).tolist() == [[25.0, 25.0]]
+    assert ops.global_pools(x)[0].tolist() == [[25.0, 25.0]]
+    big = torch.full((1, 3000, 2, 2), 30.0, dtype=torch.float16)
+    assert ops.channel_pools(big)[0].flatten().tolist() == [30.0] * 4
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_mixed_dtypes_promote_as_the_equation_does(dtype):
+    x, a, b, r = _gate_inputs((2, 3, 4, 5), dtype=torch.float32)
+    y = ops.gate(x.to(dtype), a, b.to(dtype), r.to(dtype))
+    assert y.dtype == torch.float32  # dtype * fp32 promotes, as x * a would
+    assert ops.channel_pools(x.to(dtype), a)[0].dtype == torch.float32
+    xg = x.to(dtype).requires_grad_()
+    ag = a.clone().requires_grad_()
+    ops.gate(xg, ag, relu=True).sum().backward()
+    assert xg.grad.dtype == dtype and ag.grad.dtype == torch.float32
+
+
+def test_the_backward_keeps_the_input_and_small_gates_only():
+    from attnzoo.bench.memory import saved_activation_bytes
+
+    x, a, b, r = (t.float().requires_grad_() for t in _gate_inputs((4, 32, 16, 16)))
+    size = x.numel() * 4
+    assert saved_activation_bytes(lambda: ops.channel_pools(x, a)) <= 1.1 * size
+    assert saved_activation_bytes(lambda: ops.gate(x, a, b)) <= 1.1 * size
+    with ops.use("reference"):  # autograd's own graph keeps x ⊙ a as well
+        assert saved_activation_bytes(lambda: ops.gate(x, a, b)) >= 2 * size
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"channel": torch.ones(2, 4)}, r"expected channel of shape \(2, 3\)"),
+    ({"spatial": torch.ones(2, 3, 4, 5)}, r"expected spatial of shape \(2, 1, 4, 5\)"),
+    ({"identity": torch.ones(2, 3, 4, 4)}, r"expected identity of shape \(2, 3, 4, 5\)"),
+])
+def test_wrong_shapes_name_the_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ops.gate(torch.ones(2, 3, 4, 5), **kwargs)
+    with pytest.raises(ValueError, match=r"expected x of shape \(N, C, H, W\)"):
+        ops.global_mean(torch.ones(3, 4))
+
+
+def test_use_switches_to_the_reference_and_restores():
+    assert ops.current() == "auto"
+    with ops.use("reference"):
+        assert ops.current() == "reference" and ops.reference()
+    assert ops.current() == "auto" and not ops.reference()
+    with pytest.raises(ValueError, match="mode must be one of auto, reference"):
+        ops.use("fast")
+
+
+def test_graph_capture_takes_the_reference_so_exports_hold_standard_operators():
+    model = attnzoo.create_model("cifar_resnet8", attn="cbam", num_classes=10).eval()
+    program = torch.export.export(model, (torch.randn(2, 3, 16, 16),))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert not any("attnzoo" in t for t in targets), targets
+    traced = torch.jit.trace(model, (torch.randn(2, 3, 16, 16),), check_trace=False)
+    assert "attnzoo::" not in str(traced.inlined_graph)
+
+
+def test_observed_sees_own_and_global_hooks():
+    m = torch.nn.ReLU()
+    assert not ops.observed(m)
+    handle = m.register_forward_hook(lambda *_: None)
+    assert ops.observed(m)
+    handle.remove()
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda *_: None)
+    try:
+        assert ops.observed(m)
+    finally:
+        handle.remove()
+    assert not ops.observed(m)
