@@ -1,3 +1,9 @@
+import os
+
+# Triton's kernels run on CPU through its interpreter in these tests (tests/ops/test_triton.py);
+# Triton reads this when a kernel is decorated and again when it runs, so it is set for the session.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import pytest
 import torch
 

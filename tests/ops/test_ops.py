@@ -155,8 +155,8 @@ def test_wrong_shapes_name_the_argument(kwargs, match):
 def test_use_switches_to_the_reference_and_restores():
     assert ops.current() == "auto"
     with ops.use("reference"):
-        assert ops.current() == "reference" and ops.reference()
-    assert ops.current() == "auto" and not ops.reference()
+        assert ops.current() == "reference" and ops.reference_now()
+    assert ops.current() == "auto" and not ops.reference_now()
     with pytest.raises(ValueError, match="mode must be one of auto, reference"):
         ops.use("fast")
 

@@ -28,8 +28,8 @@ from typing import Optional
 
 import torch
 
-from . import library, reference as _reference
-from .selection import MODES, capturing, current, observed, reference, use
+from . import library, reference
+from .selection import MODES, capturing, current, observed, reference_now, use
 
 Tensor = torch.Tensor
 
@@ -51,24 +51,24 @@ def gate(x: Tensor, channel: Optional[Tensor] = None, spatial: Optional[Tensor] 
     one pass over memory where the device has a kernel for it.
     """
     _check("gate", x, channel, spatial, identity)
-    if reference():
-        return _reference.gate(x, channel, spatial, identity, relu)
+    if reference_now():
+        return reference.gate(x, channel, spatial, identity, relu)
     return torch.ops.attnzoo.gate(x, channel, spatial, identity, relu)
 
 
 def global_mean(x: Tensor) -> Tensor:
     """``mean_{H,W}(x)`` as (N, C), accumulated in fp32."""
     _check("global_mean", x)
-    if reference():
-        return _reference.global_mean(x)
+    if reference_now():
+        return reference.global_mean(x)
     return torch.ops.attnzoo.global_pools(x, False)[0]
 
 
 def global_pools(x: Tensor) -> tuple[Tensor, Tensor]:
     """``(mean_{H,W}(x), max_{H,W}(x))``, each (N, C), in one pass where the device has a kernel."""
     _check("global_pools", x)
-    if reference():
-        return _reference.global_pools(x)
+    if reference_now():
+        return reference.global_pools(x)
     return torch.ops.attnzoo.global_pools(x, True)
 
 
@@ -79,11 +79,11 @@ def channel_pools(x: Tensor, scale: Optional[Tensor] = None) -> tuple[Tensor, Te
     argmax channel. A tied maximum sends its gradient to the first channel holding it.
     """
     _check("channel_pools", x, scale)
-    if reference():
-        return _reference.channel_pools(x, scale)
+    if reference_now():
+        return reference.channel_pools(x, scale)
     mean, maximum, _index = torch.ops.attnzoo.channel_pools(x, scale)
     return mean, maximum
 
 
 __all__ = ["MODES", "capturing", "channel_pools", "current", "gate", "global_mean", "global_pools", "library", "observed",
-           "reference", "use"]
+           "reference", "reference_now", "use"]

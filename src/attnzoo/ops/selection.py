@@ -47,7 +47,7 @@ def capturing() -> bool:
     return torch.compiler.is_exporting() or torch.jit.is_tracing() or is_fx_symbolic_tracing()
 
 
-def reference() -> bool:
+def reference_now() -> bool:
     """Whether op calls take the reference equations now."""
     return current() == "reference" or capturing()
 
