@@ -2,6 +2,7 @@
 kernels, and functions short enough to read."""
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "attnzoo"
@@ -86,3 +87,28 @@ def test_no_function_is_longer_than_60_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
                 long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert not long, "functions over 60 lines: " + ", ".join(long)
+
+
+def test_layers_and_models_hold_equations_not_kernel_paths():
+    # Fast paths live in ops/ (custom ops with registered backwards), chosen there: no module
+    # differentiates by hand, reads torch's hook globals or reaches past the ops' public functions.
+    pattern = re.compile(r"autograd\.Function|_global_\w*hooks|ops\.(library|aten_kernels|triton_kernels|selection)")
+    found = []
+    for package in ("layers", "models"):
+        for path in (SRC / package).rglob("*.py"):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if pattern.search(line):
+                    found.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
+    assert not found, "kernel paths in layers/ or models/: " + "; ".join(found)
+
+
+def test_the_op_layer_registers_its_ops():
+    import torch
+
+    import attnzoo.ops  # noqa: F401  (registers the ops)
+
+    for name in ("gate", "global_pools", "channel_pools"):
+        assert hasattr(torch.ops.attnzoo, name), f"attnzoo::{name} is not registered"
+    imports = import_graph()
+    assert not {t for m in imports if m.startswith("attnzoo.ops") for t in imports[m] if not t.startswith("attnzoo.ops")}, \
+        "ops/ is the bottom layer: it imports nothing else of attnzoo"

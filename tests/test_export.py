@@ -74,3 +74,13 @@ def test_torch_jit_script_is_not_the_supported_path():
     # Documented: scripting fails on attnzoo's modules; trace and torch.export are the supported paths.
     with pytest.raises(Exception):
         torch.jit.script(attnzoo.create_model("cifar_resnet8", num_classes=10))
+
+
+def test_the_parity_check_refuses_non_finite_outputs(tmp_path):
+    # max(worst, nan) keeps worst: a NaN model once passed with "largest relative difference 0.0e+00".
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
+    with torch.no_grad():
+        model[1].weight.fill_(float("nan"))
+    path = export_model(model, (3, 2, 2), tmp_path / "nan.pt", "torchscript")
+    with pytest.raises(ValueError, match="eager model's output is not finite at batch 1 .3 NaN and 0 infinite of 3 values"):
+        check_export(model, path, "torchscript", (3, 2, 2))

@@ -77,10 +77,19 @@ def check_export(model: nn.Module, path: str | Path, fmt: str, input_shape: Sequ
         got = _first(run(x))
         if got.shape != expected.shape:
             raise ValueError(f"{path}: output shape {tuple(got.shape)} at batch {n}, eager gives {tuple(expected.shape)}")
+        if not torch.isfinite(expected).all():  # a NaN compares unequal to everything, and max() would drop it
+            raise ValueError(f"{path}: the eager model's output is not finite at batch {n} ({_nonfinite(expected)}); "
+                             "the model itself is broken, so there is nothing to check the export against")
+        if not torch.isfinite(got).all():
+            raise ValueError(f"{path}: the exported output is not finite at batch {n} ({_nonfinite(got)}), where eager's is")
         worst = max(worst, ((got - expected).abs().max() / expected.abs().max().clamp_min(1e-12)).item())
     if worst > rtol:
         raise ValueError(f"{path}: exported output differs from eager by {worst:.2e} (relative), more than {rtol:g}")
     return worst
+
+
+def _nonfinite(t: torch.Tensor) -> str:
+    return f"{int(torch.isnan(t).sum())} NaN and {int(torch.isinf(t).sum())} infinite of {t.numel()} values"
 
 
 def _first(y) -> torch.Tensor:

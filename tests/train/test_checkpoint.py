@@ -75,3 +75,39 @@ def test_a_run_written_by_the_previous_layout_loads_and_resumes(tmp_path):
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     assert json.loads((run / "config.json").read_text())["attn_options"] == {"variant": "paper"}
+
+
+def _fake_checkpoint(directory, tag):
+    ckpt.save_checkpoint(directory, tag, {"w": torch.zeros(2)}, {"epoch": 1, "step": 1}, {})
+
+
+@pytest.mark.parametrize("entry", ["../victim/model", "{victim}/model", "sub/../../victim/model"])
+def test_a_manifest_from_elsewhere_never_deletes_files_outside_its_folder(tmp_path, entry):
+    run, victim = tmp_path / "run", tmp_path / "victim"
+    run.mkdir(), victim.mkdir()
+    for suffix in (".safetensors", ".state.pt"):
+        (victim / f"model{suffix}").write_bytes(b"precious")
+    _fake_checkpoint(run, "epoch-0001")
+    manifest = json.loads((run / ckpt.POINTER).read_text())
+    manifest["history"] = [entry.format(victim=victim)] + manifest["history"]  # planted, as in a received folder
+    (run / ckpt.POINTER).write_text(json.dumps(manifest))
+    with pytest.raises(ckpt.CheckpointError, match="names files outside its folder"):
+        ckpt.read_manifest(run)
+    for tag in ("epoch-0002", "epoch-0003", "epoch-0004"):  # each save prunes the history
+        _fake_checkpoint(run, tag)
+    assert sorted(p.name for p in victim.iterdir()) == ["model.safetensors", "model.state.pt"]
+    assert json.loads((run / ckpt.POINTER).read_text())["history"] == ["epoch-0003", "epoch-0004"]
+
+
+def test_a_manifest_pointing_outside_its_folder_is_refused(tmp_path):
+    _fake_checkpoint(tmp_path, "epoch-0001")
+    manifest = json.loads((tmp_path / ckpt.POINTER).read_text())
+    manifest["weights"] = "/etc/model.safetensors"
+    (tmp_path / ckpt.POINTER).write_text(json.dumps(manifest))
+    with pytest.raises(ckpt.CheckpointError, match="refusing it"):
+        ckpt.latest_checkpoint(tmp_path)
+
+
+def test_tags_are_bare_checkpoint_names():
+    assert ckpt.is_tag("epoch-0012") and ckpt.is_tag("interrupted")
+    assert not any(ckpt.is_tag(t) for t in ("../epoch-0001", "/abs/interrupted", "epoch-1", "best", None, 3))

@@ -93,15 +93,29 @@ def load_state(path: str | Path, expected_sha256: Optional[str] = None) -> dict[
         raise CheckpointError(f"{path}: refused to load as a training state ({str(e).splitlines()[0]})") from None
 
 
+_TAG_NAME = re.compile(r"^(epoch-\d{4}|interrupted)$")
+
+
+def is_tag(tag: object) -> bool:
+    """Whether ``tag`` names a checkpoint of this folder: ``epoch-NNNN`` or ``interrupted``, a bare
+    name (a manifest from elsewhere must never point at, or prune, files outside its folder)."""
+    return isinstance(tag, str) and _TAG_NAME.match(tag) is not None
+
+
 def read_manifest(directory: str | Path) -> Optional[dict[str, Any]]:
     pointer = Path(directory) / POINTER
     if not pointer.is_file():
         return None
     try:
         manifest = json.loads(pointer.read_text())
-        manifest["weights"], manifest["state"]  # noqa: B018 - the two keys every manifest has
-    except (json.JSONDecodeError, KeyError, TypeError):
+        weights, state = manifest["weights"], manifest["state"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
         raise CheckpointError(f"{pointer} is not a checkpoint manifest; delete it to recover from the newest verified checkpoint") from None
+    names = [weights, state] + list(manifest.get("history", [])) + list(manifest.get("sha256", {}))
+    bad = [n for n in names if not isinstance(n, str) or n != Path(n).name or n in ("", ".", "..")]
+    if bad or not (is_tag(str(weights).removesuffix(".safetensors")) and is_tag(str(state).removesuffix(".state.pt"))):
+        raise CheckpointError(f"{pointer} names files outside its folder or not of a checkpoint ({', '.join(map(repr, bad or [weights, state]))}); "
+                              "refusing it — delete it to recover from the newest verified checkpoint")
     return manifest
 
 
@@ -129,12 +143,12 @@ def save_checkpoint(directory: str | Path, tag: str, weights: dict[str, torch.Te
         previous = read_manifest(directory) or {}
     except CheckpointError:
         previous = {}
-    history = [h for h in previous.get("history", []) if h != tag] + [tag]
+    history = [h for h in previous.get("history", []) if is_tag(h) and h != tag] + [tag]
     kept = history[-KEEP:]
     names = [f"{t}{suffix}" for t in kept for suffix in (".safetensors", ".state.pt")] + list(extra_files)
     checksums = {n: sha256(directory / n) for n in names if (directory / n).is_file()}
     atomic_write_json(directory / POINTER, {"weights": weights_name, "state": state_name, "history": kept, "sha256": checksums})
-    for old in history[:-KEEP]:
+    for old in history[:-KEEP]:  # bare tags only (read_manifest and the filter above): never a path
         (directory / f"{old}.safetensors").unlink(missing_ok=True)
         (directory / f"{old}.state.pt").unlink(missing_ok=True)
     return directory / weights_name
