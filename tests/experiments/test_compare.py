@@ -153,3 +153,51 @@ def test_readme_names_untested_variants_in_one_line():
              "`c`: too few paired healthy seeds to test.", "`d`: too few paired healthy seeds to test (1 flagged run(s) left out)."]
     assert report.readme_verdicts(lines) == ["Too few paired healthy seeds to test: `a`, `c`.", lines[1], lines[3]]
     assert report.readme_verdicts(lines[:2]) == lines[:2]  # a single one keeps its own line
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc and uses PR_SET_PDEATHSIG (Linux)")
+def test_killing_compare_ends_its_workers(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    def children(pid):
+        found = []
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            except OSError:
+                continue
+            if fields.get("PPid", "").strip() == str(pid):
+                found.append(int(status.parent.name))
+        return found
+
+    out = tmp_path / "cmp"
+    workers = []
+    parent = subprocess.Popen([sys.executable, "-m", "attnzoo", "compare", "--variants", "se", "--seeds", "2", "--epochs", "20",
+                               "--jobs", "1", "--out", str(out), "--no-progress", "--no-localisation", "--no-latency"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not list(out.glob("runs/*/config.json")) and time.time() < deadline:
+            time.sleep(0.2)
+        workers = [p for p in children(parent.pid) if "python" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+        assert workers, "compare started no worker"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.time() + 20
+        while any(Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2] for p in workers) \
+                and time.time() < deadline:
+            time.sleep(0.2)
+        alive = [p for p in workers if Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]]
+        assert not alive, f"workers {alive} outlived compare"
+    finally:
+        for pid in [parent.pid, *workers]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        parent.wait()

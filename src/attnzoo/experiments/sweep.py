@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -96,6 +97,18 @@ def _train_worker(config: dict, log_path: str) -> Optional[str]:
     return None
 
 
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the sweep's process dies (kill -9 included), so no
+    orphan trains on, then hangs, or races an immediate re-run (Linux's PR_SET_PDEATHSIG; elsewhere
+    only the check that the parent is still there)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 @dataclass
 class Failure:
     run_dir: Path
@@ -127,7 +140,8 @@ def run_sweep(configs: Sequence[TrainConfig], jobs: int = 1, progress: bool = Tr
 
         bar = tqdm(total=len(configs), initial=len(done), desc="compare", unit="run", file=sys.stderr, dynamic_ncols=True)
     if todo:
-        with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_train_worker, c.to_dict(), str(Path(c.execution.out) / "train.log")): Path(c.execution.out) for c in todo}
             for future in as_completed(futures):
                 run_dir = futures[future]

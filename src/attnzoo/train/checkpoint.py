@@ -165,21 +165,26 @@ def latest_checkpoint(directory: str | Path) -> tuple[Path, Path] | None:
 _TAG = re.compile(r"^(epoch-\d{4}|interrupted)\.safetensors$")
 
 
-def find_resumable(directory: str | Path) -> tuple[Path, Path] | None:
+def find_resumable(directory: str | Path, damaged: Optional[list[str]] = None) -> tuple[Path, Path] | None:
     """The newest (weights, state) pair in ``directory`` that verifies and loads: the manifest's
     if it is intact, else — manifest lost or its files damaged — every pair on disk, newest
-    training step first. None when no pair loads."""
+    training step first. None when no pair loads. Each file that was tried and did not load is
+    appended to ``damaged`` as "path: why"."""
     directory = Path(directory)
+    damaged = [] if damaged is None else damaged
     try:
         latest = latest_checkpoint(directory)
-    except CheckpointError:
+    except CheckpointError as e:
+        damaged.append(str(e))
         latest = None
-    if latest is not None and _loads(*latest):
+    if latest is not None and _loads(*latest, damaged):
         return latest
     candidates = []
-    for weights in directory.glob("*.safetensors"):
+    for weights in sorted(directory.glob("*.safetensors")):
         state = weights.with_name(weights.name.replace(".safetensors", ".state.pt"))
-        if _TAG.match(weights.name) and state.is_file() and _loads(weights, state):
+        if latest is not None and weights == latest[0]:
+            continue  # tried above
+        if _TAG.match(weights.name) and state.is_file() and _loads(weights, state, damaged):
             s = load_state(state)
             candidates.append(((s["epoch"], s["step"]), weights, state))
     if not candidates:
@@ -188,12 +193,13 @@ def find_resumable(directory: str | Path) -> tuple[Path, Path] | None:
     return weights, state
 
 
-def _loads(weights: Path, state: Path) -> bool:
-    try:
-        load_weights(weights)
-        load_state(state)
-    except (CheckpointError, FileNotFoundError):
-        return False
+def _loads(weights: Path, state: Path, damaged: list[str]) -> bool:
+    for path, load in ((weights, load_weights), (state, load_state)):
+        try:
+            load(path)
+        except (CheckpointError, FileNotFoundError, OSError) as e:
+            damaged.append(str(e).splitlines()[0])  # names the file
+            return False
     return True
 
 
@@ -201,6 +207,12 @@ RUN_FILES = ("config.json", POINTER, "summary.json", "metrics.jsonl", "best.safe
 
 
 def holds_run(directory: str | Path) -> bool:
-    """Whether ``directory`` holds any file a training run writes (so it must not be overwritten)."""
+    """Whether ``directory`` holds a run's results (so it must not be overwritten): a checkpoint, a
+    manifest, best weights, metrics or a summary. A ``config.json`` alone — a run that stopped
+    before its first checkpoint — is not one: the corrected command may start over there."""
     directory = Path(directory)
-    return directory.is_dir() and (any((directory / n).exists() for n in RUN_FILES) or any(directory.glob("*.state.pt")))
+    if not directory.is_dir():
+        return False
+    if any((directory / n).exists() for n in RUN_FILES if n != "config.json"):
+        return True
+    return any(is_tag(p.name.removesuffix(".safetensors").removesuffix(".state.pt")) for p in directory.iterdir())

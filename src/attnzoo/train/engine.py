@@ -23,7 +23,8 @@ from .._version import __version__
 from ..data import TensorImageDataset, augment_defaults, load_dataset, random_crop_flip
 from ..utils.io import atomic_write_json, atomic_write_text, ensure_writable
 from ..utils import count_macs, count_params
-from . import checkpoint as ckpt
+from . import checkpoint as ckpt, run_folder
+from .run_folder import RunLock
 from .config import CHECKPOINT_FORMAT, TrainConfig
 from .distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
 from .health import GateStats, health_flags
@@ -319,20 +320,17 @@ class Run:
         ckpt.save_checkpoint(self.out, tag, self.core.state_dict(), blob, {**self.meta, "epoch": str(state.epoch), "step": str(state.step)}, extra)
 
 
-def _check_output(cfg: TrainConfig) -> None:
+def _check_output(cfg: TrainConfig) -> bool:
     """Before any work: the run folder is writable, and a folder holding a run is only continued
-    (``resume``) or replaced (``overwrite``), never silently overwritten."""
+    (``resume``) or replaced (``overwrite``), never silently overwritten. True when this run is to
+    replace one (its files are set aside only once the new run has set up: :mod:`.run_folder`)."""
     out = Path(cfg.execution.out)
     ensure_writable(out)
     if cfg.execution.resume or not ckpt.holds_run(out):
-        return
+        return False
     if not cfg.execution.overwrite:
         raise ValueError(f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, or choose another --out")
-    for name in ckpt.RUN_FILES:
-        (out / name).unlink(missing_ok=True)
-    for pattern in ("*.safetensors", "*.state.pt"):
-        for path in out.glob(pattern):
-            path.unlink(missing_ok=True)
+    return True
 
 
 def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Run:
@@ -405,10 +403,16 @@ def _init_from(core: nn.Module, cfg: TrainConfig, info: DistInfo) -> None:
 
 def _restore(run: Run) -> TrainState:
     """The state of the newest verified checkpoint, loaded into the run; a fresh state without one."""
-    found = ckpt.find_resumable(run.out)
+    damaged: list[str] = []
+    found = ckpt.find_resumable(run.out, damaged)
+    if run.info.is_main and damaged:
+        print("skipped damaged checkpoint files: " + "; ".join(damaged), file=sys.stderr)
     if found is None:
-        if run.info.is_main and ckpt.holds_run(run.out):
-            print(f"{run.out} holds no complete checkpoint: starting from epoch 1", file=sys.stderr)
+        if damaged:  # never restart at epoch 1 over a run whose checkpoints exist but do not load
+            raise ckpt.CheckpointError(f"--resume: no checkpoint in {run.out} loads ({'; '.join(damaged)}); "
+                                       "restore the files, or pass --overwrite (instead of --resume) to start the run again")
+        if run.info.is_main:
+            print(f"{run.out} holds no checkpoint yet: starting from epoch 1", file=sys.stderr)
         return TrainState()
     weights, _ = ckpt.load_weights(found[0])
     run.core.load_state_dict(weights)
@@ -510,15 +514,25 @@ def _end_epoch(run: Run, state: TrainState, record: dict[str, Any]) -> dict[str,
 
 
 def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, Any]:
+    out = Path(cfg.execution.out)
+    ensure_writable(out)
+    with RunLock(out) if info.is_main else contextlib.nullcontext():  # one run per folder at a time
+        return _train_locked(cfg, device, info)
+
+
+def _train_locked(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, Any]:
     start_time = time.perf_counter()
     out = Path(cfg.execution.out)
-    _check_output(cfg)  # every rank checks: a refusal must not leave the others waiting
+    replacing = _check_output(cfg)  # every rank checks: a refusal must not leave the others waiting
     if cfg.execution.resume:
         cfg = resumed_config(out, cfg)
         if cfg is None:  # finished: nothing to do, nothing rewritten
             return json.loads((out / "summary.json").read_text())
     run = _set_up(cfg, device, info)
     state = _restore(run) if cfg.execution.resume else TrainState()
+    aside = run_folder.set_aside(out) if replacing and info.is_main else None  # the new run could start: the old one steps aside
+    if aside is not None:
+        print(f"the previous run in {out} is kept in {aside} until this run saves its first checkpoint", file=sys.stderr)
     if cfg.finetune.init_from and not state.history:  # epoch 0: the pretrained model as loaded, before any step
         result = evaluate(run.core, run.test_batches, run.num_classes, cfg.execution.eval_batch_size, info, run.amp)
         state.history.append({"epoch": 0, "test_top1": result["top1"], "test_top5": result["top5"], "test_loss": result["loss"],
@@ -531,6 +545,9 @@ def _train(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dict[str, 
             while state.epoch < cfg.optim.epochs:
                 record = _train_epoch(run, state, stop)
                 last = _end_epoch(run, state, record)
+                if aside is not None:
+                    run_folder.discard_replaced(out)
+                    aside = None
                 if stop.agreed(info) and state.epoch < cfg.optim.epochs:
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
