@@ -136,6 +136,7 @@ def test_the_backward_keeps_the_input_and_small_gates_only():
     size = x.numel() * 4
     assert saved_activation_bytes(lambda: ops.channel_pools(x, a)) <= 1.1 * size
     assert saved_activation_bytes(lambda: ops.gate(x, a, b)) <= 1.1 * size
+    assert saved_activation_bytes(lambda: ops.gate(x, identity=r, relu=True)) <= 1.1 * size  # a plain block end: its output only
     with ops.use("reference"):  # autograd's own graph keeps x ⊙ a as well
         assert saved_activation_bytes(lambda: ops.gate(x, a, b)) >= 2 * size
 

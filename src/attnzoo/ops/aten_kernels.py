@@ -43,10 +43,11 @@ def gate(x: Tensor, channel: Optional[Tensor], spatial: Optional[Tensor], identi
     return out.relu_() if relu else out
 
 
-def gate_backward(grad: Tensor, x: Tensor, channel: Optional[Tensor], spatial: Optional[Tensor], y: Optional[Tensor],
+def gate_backward(grad: Tensor, x: Optional[Tensor], channel: Optional[Tensor], spatial: Optional[Tensor], y: Optional[Tensor],
                   identity_dtype: Optional[torch.dtype]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(grad_x, grad_channel, grad_spatial, grad_identity); an empty tensor for an absent input.
-    ``y`` is the forward's output when it ended in the ReLU (its mask), else None."""
+    ``y`` is the forward's output when it ended in the ReLU (its mask), else None; ``x`` may be
+    None when there is no gate (nothing then reads it). grad_x comes in grad's dtype where x is None."""
     empty = grad.new_empty(0)
     pre = grad if y is None else torch.ops.aten.threshold_backward(grad, y, 0)  # ReLU's backward, as autograd's
     grad_identity = pre.to(identity_dtype) if identity_dtype is not None else empty
@@ -61,7 +62,7 @@ def gate_backward(grad: Tensor, x: Tensor, channel: Optional[Tensor], spatial: O
         grad_x = grad_scaled * _nchw(channel)
     else:
         grad_x = grad_scaled
-    return grad_x.to(x.dtype), grad_channel, grad_spatial, grad_identity
+    return (grad_x if x is None else grad_x.to(x.dtype)), grad_channel, grad_spatial, grad_identity
 
 
 def global_pools(x: Tensor, with_max: bool) -> tuple[Tensor, Tensor]:

@@ -79,19 +79,21 @@ def _gate_backward_fake(grad, x, channel, spatial, y, with_identity):
 def _gate_setup(ctx, inputs, output) -> None:
     x, channel, spatial, identity, relu = inputs
     ctx.identity_dtype = None if identity is None else identity.dtype
-    ctx.save_for_backward(x, channel, spatial, output if relu else None)
+    ctx.x_dtype = x.dtype
+    gated = channel is not None or spatial is not None  # only the gates' gradients read x
+    ctx.save_for_backward(x if gated else None, channel, spatial, output if relu else None)
 
 
 def _gate_backward(ctx, grad):
     x, channel, spatial, y = ctx.saved_tensors
     if _on_triton(grad) is not None:
-        grads = torch.ops.attnzoo.gate_backward(grad, x, channel, spatial, y, ctx.identity_dtype is not None)
+        grads = torch.ops.attnzoo.gate_backward(grad, grad if x is None else x, channel, spatial, y, ctx.identity_dtype is not None)
         grad_identity = grads[3].to(ctx.identity_dtype) if ctx.identity_dtype is not None else None
         grads = grads[:3] + (grad_identity,)
     else:
         grads = aten.gate_backward(grad, x, channel, spatial, y, ctx.identity_dtype)
     grad_x, grad_channel, grad_spatial, grad_identity = grads
-    return (grad_x, grad_channel if channel is not None else None, grad_spatial if spatial is not None else None,
+    return (grad_x.to(ctx.x_dtype), grad_channel if channel is not None else None, grad_spatial if spatial is not None else None,
             grad_identity if ctx.identity_dtype is not None else None, None)
 
 

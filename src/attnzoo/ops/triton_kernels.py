@@ -121,11 +121,12 @@ def _gate_backward_kernel(g_ptr, x_ptr, a_ptr, b_ptr, y_ptr, gx_ptr, gr_ptr, pa_
         g = tl.where(yv > 0, g, 0.0)
     if WITH_R:
         tl.store(gr_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, g.to(gr_ptr.dtype.element_ty), mask=m)
-    xv = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0).to(g.dtype)
     gs = g  # the gradient of x ⊙ a
     if HAS_B:
         bv = tl.load(b_ptr + n * P + p, mask=mp, other=0.0).to(g.dtype)
         gs = g * bv[None, :]
+    if HAS_A or HAS_B:  # only the gates' gradients read x
+        xv = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0).to(g.dtype)
     if HAS_A:
         av = tl.load(a_ptr + n * C + c, mask=mc, other=0.0).to(g.dtype)
         tl.store(gx_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, (gs * av[:, None]).to(gx_ptr.dtype.element_ty), mask=m)
