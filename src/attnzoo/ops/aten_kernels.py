@@ -36,6 +36,9 @@ def gate(x: Tensor, channel: Optional[Tensor], spatial: Optional[Tensor], identi
             out.mul_(spatial)
     elif spatial is not None:
         torch.mul(x, spatial, out=out)
+    elif identity is not None:  # a plain block end: x + identity in one pass
+        torch.add(x, identity, out=out)
+        return out.relu_() if relu else out
     else:
         out.copy_(x)
     if identity is not None:

@@ -1,0 +1,73 @@
+"""Check the ops on this machine against their reference equations: values and gradients, every
+dtype, both layouts, odd sizes. On CUDA this checks the Triton kernels; anywhere else the PyTorch
+kernels. ``python -c "from attnzoo.ops.checks import against_reference; ..."`` or
+scripts/gpu_bench.sh run it; tests/ops/test_cuda.py asserts it on a CUDA machine.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from . import channel_pools, gate, global_mean, global_pools, use
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+TOLERANCE = {"fp32": 1e-4, "bf16": 3e-2, "fp16": 3e-3}  # largest difference relative to the largest value
+SHAPES = [(2, 5, 3, 7), (1, 70, 1, 1), (3, 33, 9, 11), (1, 3, 1, 13)]
+LARGE_SHAPES = [(16, 256, 28, 28), (1, 2048, 7, 7)]
+
+
+def cases(device: torch.device, dtype: torch.dtype, channels_last: bool, shape) -> dict[str, tuple[Callable, tuple]]:
+    """Each op call to check, as (function, inputs), on random inputs of ``shape``."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    n, c, h, w = shape
+
+    def rand(*size, positive=False):
+        t = torch.rand(size, generator=g) if positive else torch.randn(size, generator=g)
+        return t.to(device=device, dtype=dtype)
+
+    x = rand(*shape)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    a, b, r = rand(n, c, positive=True), rand(n, 1, h, w, positive=True), rand(*shape)
+    return {
+        "gate(x, a, b, identity, relu)": (lambda *t: gate(*t, relu=True), (x, a, b, r)),
+        "gate(x, a)": (gate, (x, a)),
+        "gate(x, spatial=b)": (lambda x_, b_: gate(x_, None, b_), (x, b)),
+        "gate(x, identity, relu)": (lambda x_, r_: gate(x_, identity=r_, relu=True), (x, r)),
+        "global_mean": (global_mean, (x,)),
+        "global_pools": (global_pools, (x,)),
+        "channel_pools(x)": (channel_pools, (x,)),
+        "channel_pools(x, a)": (channel_pools, (x, a)),
+    }
+
+
+def outputs_and_gradients(fn: Callable, inputs: tuple) -> list[torch.Tensor]:
+    """``fn``'s outputs and the gradients of its inputs for fixed random cotangents, in fp32."""
+    leaves = [t.detach().clone().requires_grad_() for t in inputs]
+    out = fn(*leaves)
+    outs = out if isinstance(out, tuple) else (out,)
+    g = torch.Generator(device="cpu").manual_seed(1)
+    cotangents = [torch.randn(o.shape, generator=g).to(o) for o in outs]
+    return [t.float() for t in outs + torch.autograd.grad(outs, leaves, cotangents)]
+
+
+def against_reference(device: str | torch.device = "cuda", smoke: bool = False) -> list[dict]:
+    """One row per (op, dtype, layout, shape): the largest relative difference between the ops as
+    they run here and the reference equations, and whether it is within the dtype's tolerance with
+    NaN in the same places."""
+    device = torch.device(device)
+    rows = []
+    for dtype_name, dtype in DTYPES.items():
+        for channels_last in (False, True):
+            for shape in SHAPES if smoke else SHAPES + LARGE_SHAPES:
+                for op, (fn, inputs) in cases(device, dtype, channels_last, shape).items():
+                    got = outputs_and_gradients(fn, inputs)
+                    with use("reference"):
+                        want = outputs_and_gradients(fn, inputs)
+                    worst = max(((p - q).abs().max() / q.abs().max().clamp_min(1e-6)).item() for p, q in zip(got, want))
+                    same_nan = all(torch.equal(torch.isnan(p), torch.isnan(q)) for p, q in zip(got, want))
+                    rows.append({"op": op, "dtype": dtype_name, "channels_last": channels_last, "shape": list(shape),
+                                 "max_rel_diff": worst, "ok": bool(worst <= TOLERANCE[dtype_name] and same_nan)})
+    return rows
