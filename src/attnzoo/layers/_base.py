@@ -33,6 +33,12 @@ def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     return F.linear(x, conv.weight.flatten(1), conv.bias)
 
 
+def statistics_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype for sums of squares and products of ``x``: fp32 at least (in fp16 a sum of squares
+    of values near 100 passes 65504), fp64 kept."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
 def check_channels(module: str, channels: int) -> int:
     if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
         raise ValueError(f"{module}: channels must be a positive int, got {channels!r}")

@@ -73,7 +73,10 @@ class BilinearAttentionalTransform(AttentionModule):
         cols = _adaptive_max(a.amax(2), b)[:, :, None, :]  # (N, G, 1, b)
         p = self.gate(self.row_conv(rows).view(n, g, b, b))
         q = self.gate(self.col_conv(cols).view(n, g, b, b))
-        return p / p.sum(3, keepdim=True), q / q.sum(2, keepdim=True)
+        # Normalised rows and columns; a row whose sigmoids all underflow to 0 (|x| ~ 1e4, or a deep
+        # net at init) stays 0 instead of 0/0 = NaN (timm's and the authors' code divide as is).
+        tiny = torch.finfo(p.dtype).tiny
+        return p / p.sum(3, keepdim=True).clamp_min(tiny), q / q.sum(2, keepdim=True).clamp_min(tiny)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)

@@ -27,10 +27,17 @@ class LambdaLayer(AttentionConv):
     45,584 parameters at C = 256 with r = 23 (38,416 with r = 9; timm's ``LambdaLayer``, r = 9,
     has 38,432: its lambda convolution has a bias, ``k`` = 16 more).
 
+    In a ResNet its block's last BatchNorm starts at 0 (``zero_init_residual = True``, as timm's
+    LambdaResNets' ``zero_init_last``): ``y = (λ^c + λ^p)ᵀ q`` is quadratic in ``x`` — both ``q``
+    and ``V`` are linear in it — and BatchNorm only undoes that with batch statistics; with running
+    statistics (eval mode, at init or after a few steps) each layer squares the activation scale,
+    and LambdaResNet-50's output reached 1e24 and then NaN at layer2.3.
+
     Reference: Bello. "LambdaNetworks: Modeling Long-Range Interactions Without Attention",
     ICLR 2021, arXiv:2102.08602 (Sec. 3-4, Fig. 3 and the appendix pseudo-code).
     """
 
+    zero_init_residual = True
 
     def __init__(self, channels: int, out_channels: int | None = None, stride: int = 1, heads: int = 4,
                  key_dim: int = 16, radius: int = 23) -> None:

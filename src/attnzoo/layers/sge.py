@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import AttentionModule, divisible_groups
+from ._base import AttentionModule, divisible_groups, statistics_dtype
 from .registry import register_attn
 
 
@@ -50,11 +50,12 @@ class SpatialGroupEnhance(AttentionModule):
         self.check_input(x)
         n, c, h, w = x.shape
         xg = x.reshape(n * self.groups, c // self.groups, h, w)
-        t = (xg * xg.mean((2, 3), keepdim=True)).sum(1).view(n, self.groups, h * w)
+        xs = xg.to(statistics_dtype(x))  # products of |x| ~ 1e3 pass fp16's range
+        t = (xs * xs.mean((2, 3), keepdim=True)).sum(1).view(n, self.groups, h * w)
         t = t - t.mean(2, keepdim=True)
         t = t / (t.std(2, keepdim=True, correction=1 if h * w > 1 else 0) + self.eps)
         a = t.view(n, self.groups, h, w) * self.weight + self.bias
-        return (xg * self.gate(a).view(n * self.groups, 1, h, w)).view(n, c, h, w)
+        return (xg * self.gate(a).to(x.dtype).view(n * self.groups, 1, h, w)).view(n, c, h, w)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, groups={self.groups}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import AttentionModule
+from ._base import AttentionModule, statistics_dtype
 from .registry import register_attn
 
 
@@ -33,6 +33,7 @@ class SimAM(AttentionModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         n = max(x.shape[2] * x.shape[3] - 1, 1)
-        d = (x - x.mean((2, 3), keepdim=True)).pow(2)
+        xs = x.to(statistics_dtype(x))  # squares of |x| ~ 100 summed over H·W pass fp16's 65504
+        d = (xs - xs.mean((2, 3), keepdim=True)).pow(2)
         energy_inv = d / (4 * (d.sum((2, 3), keepdim=True) / n + self.e_lambda)) + 0.5
-        return x * self.gate(energy_inv)
+        return x * self.gate(energy_inv).to(x.dtype)

@@ -189,6 +189,7 @@ def _conv_factory(conv: Optional[str], options: Optional[dict]) -> ConvFactory:
     cls = get_conv_class(conv)
     factory = functools.partial(cls, **dict(options or {}))
     factory.default_stages = getattr(cls, "default_stages", "all")
+    factory.zero_init_residual = getattr(cls, "zero_init_residual", False)
     return factory
 
 
@@ -228,7 +229,9 @@ class ResNet(nn.Module):
         attn, fusion: registered name, callable ``channels -> nn.Module``, or None.
         attn_options, fusion_options: keyword options for each attention / fusion module.
         attn_stages, fusion_stages: 1-based stages whose blocks get them (default: all).
-        zero_init_residual: start each block's last BN weight at 0.
+        zero_init_residual: start each block's last BN weight at 0 (always with a ``conv`` whose
+            class asks for it: the lambda layer, whose output is quadratic in its input wherever
+            its BatchNorms use running statistics, as in eval mode at init).
         norm: ``"batch"`` (BatchNorm, default) or ``"group"`` (GroupNorm, 8 groups): batch-size
             independent, e.g. for tiny per-device batches.
         groups, width_per_group: ResNeXt cardinality and width (Bottleneck only).
@@ -300,7 +303,7 @@ class ResNet(nn.Module):
         self.num_stages = len(layers)
         self.num_features = widths[-1] * block.expansion
         self.fc = nn.Linear(self.num_features, num_classes)
-        self._init_weights(zero_init_residual)
+        self._init_weights(zero_init_residual or bool(conv_layer is not None and conv_layer.zero_init_residual))
 
     def _make_stem(self, stem: str, in_chans: int, width: int, stem_width: int) -> None:
         """``conv1`` (+ ``bn1``, ``relu``, ``maxpool``): 7×7/2 + max-pool (imagenet), three 3×3
