@@ -57,3 +57,25 @@ def test_retrofitted_modules_train(plain, name):
 def test_retrofit_refuses_blocks_that_already_have_attention():
     with pytest.raises(ValueError, match="already has attn"):
         attnzoo.retrofit(attnzoo.create_model("cifar_resnet8", attn="se"), attn="cbam")
+
+
+@pytest.mark.parametrize("kind, name", [("attn", n) for n in attnzoo.list_attn()] + [("fusion", n) for n in attnzoo.list_fusion()])
+def test_retrofit_and_create_model_retrofit_build_the_same_model(plain, kind, name):
+    # One placement rule (models/slots.py): danet, ccnet & co. sit once after the last stage in
+    # both (retrofit() once put a head meant to run once into every block).
+    model, _ = plain
+    torch.manual_seed(1)
+    fitted = attnzoo.retrofit(model, **{kind: name})
+    built = attnzoo.create_model("cifar_resnet8", num_classes=10, retrofit=True, **{kind: name})
+    assert list(fitted.state_dict()) == list(built.state_dict())
+    built.load_state_dict(fitted.state_dict())
+    x = torch.randn(2, 3, 24, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(built.eval()(x), fitted.eval()(x))
+    assert fitted is not model and not any(isinstance(m, ResidualMix) for m in model.modules())  # a copy by default
+
+
+def test_retrofit_inplace_edits_the_model_itself():
+    model = attnzoo.create_model("cifar_resnet8", num_classes=10)
+    assert attnzoo.retrofit(model, attn="se", inplace=True) is model
+    assert isinstance(model.layer1[0].attn, ResidualMix)

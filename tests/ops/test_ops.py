@@ -6,7 +6,6 @@ from hypothesis import given, settings, strategies as st
 
 import attnzoo
 from attnzoo import ops
-from attnzoo.ops import reference
 
 F64 = torch.float64
 

@@ -27,6 +27,8 @@ class SqueezeExcite(GateModule):
         bias: whether the two 1×1 convs have a bias (default True).
         round_to: round ``C / r`` to the nearest multiple of this instead (timm's ``rd_divisor``:
             8 in its SE; the result never below ``round_to``). Default None: ``C // r`` as above.
+        hidden: the hidden width itself (timm's ``rd_channels``), overriding ``reduction``; how
+            MobileNetV3 and EfficientNet build their native SE.
         act_layer, gate_layer: the hidden activation and the gate, by name (``"relu"``, ``"silu"``,
             ``"sigmoid"``, ``"hard_sigmoid"``, ...; see ``layers.activations``) or as a module class
             (defaults ``"relu"``, ``"sigmoid"``).
@@ -39,9 +41,12 @@ class SqueezeExcite(GateModule):
     """
 
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True, round_to: int | None = None,
-                 act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid") -> None:
+                 act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid", hidden: int | None = None) -> None:
         super().__init__(channels)
-        hidden = hidden_width(channels, reduction, min_hidden) if round_to is None else rounded_width(channels, reduction, round_to)
+        if hidden is not None and (not isinstance(hidden, int) or hidden < 1):
+            raise ValueError(f"SqueezeExcite: hidden must be a positive int, got {hidden!r}")
+        if hidden is None:
+            hidden = hidden_width(channels, reduction, min_hidden) if round_to is None else rounded_width(channels, reduction, round_to)
         self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
         self.act = create_act(act_layer, "act_layer")
         self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)

@@ -2,6 +2,7 @@
 
 from .hacnn import HACNN
 from .registry import create_model, default_input_size, list_models, register_model
+from . import convnext, efficientnet, mobilenetv3  # noqa: F401  (register the models)
 from .resnet import BasicBlock, Bottleneck, ResNet
 from .spec import ModelSpec, parse_variant
 

@@ -17,12 +17,11 @@ from torch import nn
 
 from .. import ops
 from ..layers._base import GateModule
-from ..layers.registry import get_attn_class, get_conv_class, get_fusion_class
+from ..layers.registry import get_conv_class
 from ..layers.residual_mix import wrap
 from .registry import register_model
+from .slots import LayerFactory, LayerSpec, check_stages, layer_factory, stages_for
 
-LayerSpec = Union[None, str, Callable[..., nn.Module]]
-LayerFactory = Optional[Callable[[int], nn.Module]]
 ConvFactory = Optional[Callable[..., nn.Module]]  # (width, stride=...) -> module
 
 
@@ -162,23 +161,6 @@ _NORMS: dict[str, Callable[[int], nn.Module]] = {
 }
 
 
-def _layer_factory(spec: LayerSpec, options: Optional[dict], kind: str) -> LayerFactory:
-    if spec is None:
-        if options:
-            raise ValueError(f"{kind}_options given without {kind}")
-        return None
-    if isinstance(spec, str):
-        cls = get_attn_class(spec) if kind == "attn" else get_fusion_class(spec)
-    elif callable(spec):
-        cls = spec
-    else:
-        raise ValueError(f"{kind} must be a registered name, a callable or None, got {spec!r}")
-    factory = functools.partial(cls, **dict(options or {}))
-    # "block": in every block; "stage": between stages (BAM); "head": after the last stage (DANet, CCNet).
-    factory.placement = getattr(cls, "placement", "block")
-    return factory
-
-
 def _conv_factory(conv: Optional[str], options: Optional[dict]) -> ConvFactory:
     """``(width, stride=...) -> module`` for a registered 3×3-conv replacement, or None; its
     ``default_stages`` is the class's (``"all"``, or ``"last"`` for BoTNet / HaloNet)."""
@@ -191,29 +173,6 @@ def _conv_factory(conv: Optional[str], options: Optional[dict]) -> ConvFactory:
     factory.default_stages = getattr(cls, "default_stages", "all")
     factory.zero_init_residual = getattr(cls, "zero_init_residual", False)
     return factory
-
-
-def _check_stages(stages: Optional[Iterable[int]], num_stages: int, kind: str) -> set[int]:
-    if stages is None:
-        return set(range(1, num_stages + 1))
-    chosen = set(stages)
-    bad = sorted(s for s in chosen if not (isinstance(s, int) and 1 <= s <= num_stages))
-    if bad:
-        raise ValueError(f"{kind}_stages must be stage numbers in 1..{num_stages}, got {bad}")
-    return chosen
-
-
-def _stages_for(factory: Any, stages: Optional[Iterable[int]], num_stages: int, kind: str) -> set[int]:
-    """The 1-based stages that get ``factory``: ``stages`` if given, else where its paper puts it —
-    every stage, after every stage but the last (BAM, ``placement="stage"``), or the last stage only
-    (heads such as DANet, ``placement="head"``; BoTNet / HaloNet convs, ``default_stages="last"``)."""
-    if stages is None and factory is not None:
-        where = getattr(factory, "placement", None) or getattr(factory, "default_stages", None)
-        if where == "stage":
-            return set(range(1, num_stages))
-        if where in ("head", "last"):
-            return {num_stages}
-    return _check_stages(stages, num_stages, kind)
 
 
 class ResNet(nn.Module):
@@ -282,15 +241,15 @@ class ResNet(nn.Module):
         self.num_classes, self.shortcut, self.avg_down, self.norm_layer = num_classes, shortcut, avg_down, _NORMS[norm]
         self.block_options = {"groups": groups, "base_width": width_per_group}
         conv_layer = _conv_factory(conv, conv_options)
-        conv_at = _stages_for(conv_layer, conv_stages, len(layers), "conv")
+        conv_at = stages_for(conv_layer, conv_stages, len(layers), "conv")
         self._make_stem(stem, in_chans, widths[0], stem_width)
-        attn_layer = _layer_factory(attn, attn_options, "attn")
-        fusion_layer = _layer_factory(fusion, fusion_options, "fusion")
+        attn_layer = layer_factory(attn, attn_options, "attn")
+        fusion_layer = layer_factory(fusion, fusion_options, "fusion")
         if retrofit:  # every module behind a learnable residual mix at 0 (see models/retrofit.py)
             attn_layer, fusion_layer = wrap(attn_layer), wrap(fusion_layer)
         stage_attn = attn_layer is not None and attn_layer.placement in ("stage", "head")
-        attn_at = _stages_for(attn_layer, attn_stages, len(layers), "attn")
-        fusion_at = _check_stages(fusion_stages, len(layers), "fusion")
+        attn_at = stages_for(attn_layer, attn_stages, len(layers), "attn")
+        fusion_at = check_stages(fusion_stages, len(layers), "fusion")
         for i, (planes, blocks) in enumerate(zip(widths, layers), start=1):
             block_attn = attn_layer if i in attn_at and not stage_attn else None
             stage = self._make_stage(block, planes, blocks, 1 if i == 1 else 2, block_attn, fusion_layer if i in fusion_at else None,

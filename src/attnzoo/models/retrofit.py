@@ -18,33 +18,38 @@ gradient (``m(x) − x = 0``), and neither would γ.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterable, Optional
 
 from torch import nn
 
 from ..layers.residual_mix import ResidualMix, wrap
-from .resnet import ResNet, _check_stages, _layer_factory
+from .resnet import ResNet
+from .slots import layer_factory, stages_for
 
 __all__ = ["ResidualMix", "retrofit", "wrap"]
 
 
 def retrofit(model: nn.Module, attn: Any = None, attn_options: Optional[dict] = None, attn_stages: Optional[Iterable[int]] = None,
-             fusion: Any = None, fusion_options: Optional[dict] = None, fusion_stages: Optional[Iterable[int]] = None) -> nn.Module:
-    """Insert attention and/or fusion into the blocks of a (pretrained, plain) attnzoo ResNet, in
-    place, each wrapped in a :class:`ResidualMix` at γ = 0: the model's outputs do not change.
+             fusion: Any = None, fusion_options: Optional[dict] = None, fusion_stages: Optional[Iterable[int]] = None,
+             inplace: bool = False) -> nn.Module:
+    """A copy of a (pretrained, plain) attnzoo ResNet with attention and/or fusion inserted where
+    ``create_model`` puts them (the placement rule of :mod:`.slots`: in blocks, between stages, or
+    once after the last stage), each wrapped in a :class:`ResidualMix` at γ = 0: the outputs do not
+    change. ``inplace=True`` edits and returns ``model`` itself.
 
-    The layout is what ``create_model(..., retrofit=True)`` builds, so a fine-tuned model's
-    checkpoint rebuilds from its config.
+    The layout is what ``create_model(..., retrofit=True)`` builds (the same state-dict keys), so a
+    fine-tuned model's checkpoint rebuilds from its config.
     """
     if not isinstance(model, ResNet):
         raise ValueError(f"retrofit works on attnzoo ResNets, got {type(model).__name__}")
+    model = model if inplace else copy.deepcopy(model)
     for kind, spec, options, stages in (("attn", attn, attn_options, attn_stages), ("fusion", fusion, fusion_options, fusion_stages)):
-        factory = wrap(_layer_factory(spec, options, kind))
+        factory = wrap(layer_factory(spec, options, kind))
         if factory is None:
             continue
-        chosen = _check_stages(stages, model.num_stages, kind)
-        if kind == "attn" and factory.placement == "stage":
-            chosen = chosen if stages is not None else set(range(1, model.num_stages))
+        chosen = stages_for(factory, stages, model.num_stages, kind)
+        if kind == "attn" and factory.placement in ("stage", "head"):  # once per chosen stage, on its output
             for i in sorted(chosen):
                 model.stage_attn[f"layer{i}"] = factory(model.stages()[i - 1][-1].bn_out_channels)
             continue

@@ -1,0 +1,85 @@
+"""Where attention goes in a backbone: the placement rule every model family shares.
+
+A module class says where its paper puts it (``placement``: ``"block"``, ``"stage"``, ``"head"``; a
+conv replacement's ``default_stages``); a backbone says which stages it has; ``attn_stages`` /
+``fusion_stages`` / ``conv_stages`` choose others. :func:`attention_modules` finds every attention,
+fusion and conv-replacement module of a model by type, whatever the backbone calls it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Iterable, Optional, Union
+
+from torch import nn
+
+from ..layers._base import AttentionModule
+from ..layers.registry import get_attn_class, get_fusion_class
+
+LayerSpec = Union[str, Callable[[int], nn.Module], None]
+LayerFactory = Optional[Callable[[int], nn.Module]]
+
+
+def layer_factory(spec: LayerSpec, options: Optional[dict], kind: str) -> LayerFactory:
+    """``channels -> module`` for a registered name (attention or fusion, by ``kind``) or a callable,
+    with ``options`` bound; None for None. ``factory.placement`` says where its paper puts it:
+    ``"block"`` (every block), ``"stage"`` (between stages: BAM) or ``"head"`` (once, after the last
+    stage: DANet, CCNet)."""
+    if spec is None:
+        if options:
+            raise ValueError(f"{kind}_options given without {kind}")
+        return None
+    if isinstance(spec, str):
+        cls = get_attn_class(spec) if kind == "attn" else get_fusion_class(spec)
+    elif callable(spec):
+        cls = spec
+    else:
+        raise ValueError(f"{kind} must be a registered name, a callable or None, got {spec!r}")
+    factory = functools.partial(cls, **dict(options or {}))
+    # "block": in every block; "stage": between stages (BAM); "head": after the last stage (DANet, CCNet).
+    factory.placement = getattr(cls, "placement", "block")
+    return factory
+
+
+def check_stages(stages: Optional[Iterable[int]], num_stages: int, kind: str) -> set[int]:
+    """The 1-based stages in ``stages`` (all of them for None), each checked to be in 1..num_stages."""
+    if stages is None:
+        return set(range(1, num_stages + 1))
+    chosen = set(stages)
+    bad = sorted(s for s in chosen if not (isinstance(s, int) and 1 <= s <= num_stages))
+    if bad:
+        raise ValueError(f"{kind}_stages must be stage numbers in 1..{num_stages}, got {bad}")
+    return chosen
+
+
+def stages_for(factory: Any, stages: Optional[Iterable[int]], num_stages: int, kind: str) -> set[int]:
+    """The 1-based stages that get ``factory``: ``stages`` if given, else where its paper puts it —
+    every stage, after every stage but the last (BAM, ``placement="stage"``), or the last stage only
+    (heads such as DANet, ``placement="head"``; BoTNet / HaloNet convs, ``default_stages="last"``)."""
+    if stages is None and factory is not None:
+        where = getattr(factory, "placement", None) or getattr(factory, "default_stages", None)
+        if where == "stage":
+            return set(range(1, num_stages))
+        if where in ("head", "last"):
+            return {num_stages}
+    return check_stages(stages, num_stages, kind)
+
+
+def block_factory(spec: LayerSpec, options: Optional[dict], model: str) -> LayerFactory:
+    """A factory for modules placed inside blocks, for backbones that have no stage or head slot
+    (MobileNetV3, EfficientNet, ConvNeXt): a stage or head module is refused, naming where it goes."""
+    factory = layer_factory(spec, options, "attn")
+    if factory is not None and factory.placement != "block":
+        raise ValueError(f"{model}: attention {spec!r} is placed per {factory.placement}, not in blocks; {model} takes block "
+                         "modules (se, cbam, eca, coord, ...)")
+    return factory
+
+
+def attention_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of every attnzoo attention, fusion or conv-replacement module in ``model``,
+    outermost only (CBAM, not also its halves), found by type."""
+    found: list[tuple[str, nn.Module]] = []
+    for name, module in model.named_modules():
+        if isinstance(module, AttentionModule) and not any(name.startswith(outer + ".") for outer, _ in found):
+            found.append((name, module))
+    return found
