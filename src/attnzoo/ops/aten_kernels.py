@@ -1,9 +1,10 @@
 """The ops' kernels in PyTorch operators, for every device (CPU, and CUDA without Triton).
 
 Forward and backward follow autograd's own steps for the reference equations — the same products in
-the same order, so in float64 (and fp32 on one thread) they give the reference's values bit for
-bit — but the backward works from the input and the small gates alone: no intermediate full-size
-tensor is kept between forward and backward (CBAM keeps one copy of its input, not three).
+the same order, so in float64 they give the reference's values bit for bit (CBAM's two-gate backward
+and the channel pools' backward with a scale excepted: they sum in another order, to within rounding) — but the backward works from the
+input and the small gates alone: no intermediate full-size tensor is kept between forward and
+backward (CBAM keeps one copy of its input, not three).
 """
 
 from __future__ import annotations
@@ -54,11 +55,11 @@ def gate_backward(grad: Tensor, x: Optional[Tensor], channel: Optional[Tensor], 
     empty = grad.new_empty(0)
     pre = grad if y is None else torch.ops.aten.threshold_backward(grad, y, 0)  # ReLU's backward, as autograd's
     grad_identity = pre.to(identity_dtype) if identity_dtype is not None else empty
+    if channel is not None and spatial is not None:
+        grad_x, grad_channel, grad_spatial = _both_gates_backward(pre, x, channel, spatial)
+        return grad_x, grad_channel, grad_spatial, grad_identity
     grad_scaled = pre if spatial is None else pre * spatial  # d/d(x ⊙ channel)
-    grad_spatial = empty
-    if spatial is not None:
-        product = pre * x if channel is None else (x * _nchw(channel)).mul_(pre)  # x ⊙ channel recomputed
-        grad_spatial = product.sum(1, keepdim=True).to(spatial.dtype)
+    grad_spatial = (pre * x).sum(1, keepdim=True).to(spatial.dtype) if spatial is not None else empty
     grad_channel = empty
     if channel is not None:
         grad_channel = (grad_scaled * x).sum((2, 3)).to(channel.dtype)
@@ -66,6 +67,22 @@ def gate_backward(grad: Tensor, x: Optional[Tensor], channel: Optional[Tensor], 
     else:
         grad_x = grad_scaled
     return (grad_x if x is None else grad_x.to(x.dtype)), grad_channel, grad_spatial, grad_identity
+
+
+def _both_gates_backward(pre: Tensor, x: Tensor, channel: Tensor, spatial: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """CBAM's ``x ⊙ a ⊙ b``: ``g ⊙ x`` once, contracted with ``a`` over channels for ``b``'s gradient
+    (a matrix-vector product per image) and, scaled by ``b`` in place, summed over pixels for
+    ``a``'s: four full-size writes where autograd's own graph makes six."""
+    n, c, h, w = x.shape
+    gx = pre * x
+    if gx.is_contiguous():
+        grad_spatial = torch.bmm(channel[:, None, :].to(gx.dtype), gx.view(n, c, h * w)).view(n, 1, h, w)
+    else:
+        grad_spatial = (gx * _nchw(channel)).sum(1, keepdim=True)
+    # In place unless a double backward is being recorded (the contraction above keeps gx for it).
+    grad_channel = (gx * spatial if torch.is_grad_enabled() else gx.mul_(spatial)).sum((2, 3))
+    grad_x = (pre * spatial).mul_(_nchw(channel))
+    return grad_x.to(x.dtype), grad_channel.to(channel.dtype), grad_spatial.to(spatial.dtype)
 
 
 def global_pools(x: Tensor, with_max: bool) -> tuple[Tensor, Tensor]:
@@ -101,18 +118,26 @@ def channel_pools(x: Tensor, scale: Optional[Tensor]) -> tuple[Tensor, Tensor, T
 
 def channel_pools_backward(grad_mean: Optional[Tensor], grad_max: Optional[Tensor], x: Tensor, scale: Optional[Tensor],
                            index: Tensor) -> tuple[Tensor, Tensor]:
-    """(grad_x, grad_scale): the mean's gradient spread over C, the max's to its argmax channel."""
+    """(grad_x, grad_scale): the mean's gradient spread over C, the max's to its argmax channel —
+    ``∂/∂x = s ⊙ (g_mean / C + [c = argmax] g_max)`` and ``∂/∂s_c = Σ_p x (g_mean / C + [c = argmax] g_max)``,
+    written as one full-size product each plus scatters of N·H·W values (no full-size temporary)."""
     n, c, h, w = x.shape
     dtype = result_dtype(x, scale)
-    grad_scaled = torch.zeros(n, c, h, w, dtype=dtype, device=x.device).to(memory_format=_format(x))
-    if grad_mean is not None:
-        grad_scaled += (grad_mean / c).to(dtype).expand(n, c, h, w)
-    if grad_max is not None:
-        grad_scaled.scatter_add_(1, index.long(), grad_max.to(dtype))
+    spread = (grad_mean / c).to(dtype) if grad_mean is not None else x.new_zeros((n, 1, h, w), dtype=dtype)
+    top = grad_max.to(dtype) if grad_max is not None else None
+    index = index.long()
     if scale is None:
-        return grad_scaled.to(x.dtype), x.new_empty(0)
-    grad_scale = (grad_scaled * x).sum((2, 3)).to(scale.dtype)
-    return (grad_scaled * _nchw(scale)).to(x.dtype), grad_scale
+        grad_x = spread.expand(n, c, h, w).contiguous(memory_format=_format(x))
+        if top is not None:
+            grad_x.scatter_add_(1, index, top)
+        return grad_x.to(x.dtype), x.new_empty(0)
+    scale4 = _nchw(scale.to(dtype))
+    grad_x = spread * scale4
+    grad_scale = (x * spread).sum((2, 3))
+    if top is not None:
+        grad_x.scatter_add_(1, index, top * scale.to(dtype).gather(1, index.view(n, -1)).view_as(top))
+        grad_scale.scatter_add_(1, index.view(n, -1), (top * x.gather(1, index).to(dtype)).view(n, -1))
+    return grad_x.to(x.dtype), grad_scale.to(scale.dtype)
 
 
 def _format(x: Tensor) -> torch.memory_format:
