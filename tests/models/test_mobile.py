@@ -83,3 +83,14 @@ def test_a_checkpoint_in_torchvisions_layout_loads_and_predicts_the_same(name, t
     with torch.no_grad():
         assert torch.equal(loaded(x), source(x))
     assert loaded.weights_report.source == "torchvision"
+
+
+def test_train_and_viz_a_mobilenet_with_cbam_from_the_command_line(tmp_path):
+    from attnzoo.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "mobilenet_v3_small", "--attn", "cbam", "--epochs", "1", "--train-size", "64", "--test-size", "32",
+                 "--batch-size", "32", "--threads", "1", "--no-progress", "--out", str(out)]) == 0
+    assert (out / "summary.json").is_file()
+    assert main(["viz", "--checkpoint", str(out), "--out", str(tmp_path / "viz")]) == 0
+    assert (tmp_path / "viz" / "spatial.png").stat().st_size > 1000

@@ -1,15 +1,24 @@
-"""Datasets: the embedded cluttered digits, CIFAR-10/100 from a local folder, ImageFolder trees."""
+"""Datasets, by name: the embedded cluttered digits, Fashion-MNIST and MNIST (IDX files), CIFAR-10/100
+from a local folder, ImageFolder trees.
+
+Each registered :class:`Dataset` carries its loader, its augmentation (random-crop padding, whether
+mirroring keeps a label), its native input size and whether it has target boxes (what localisation
+scores need), so the rest of attnzoo asks the dataset instead of testing its name.
+"""
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
+from ..utils.registry import Registry
 from .augment import random_crop_flip
-from .cifar import load_cifar
 from .base import TensorImageDataset
+from .cifar import load_cifar
 from .digits import make_cluttered_digits
+from .idx import load_idx
 from .imagefolder import load_image_folder
 
 
@@ -19,14 +28,56 @@ class AugmentDefaults:
     flip: bool
 
 
-# Digits are not mirror-symmetric (a flipped 2 or 7 is not a 2 or 7): no flip for them.
-AUGMENT_DEFAULTS = {
-    "digits": AugmentDefaults(padding=2, flip=False),
-    "cifar10": AugmentDefaults(padding=4, flip=True),
-    "cifar100": AugmentDefaults(padding=4, flip=True),
-    "imagefolder": AugmentDefaults(padding=0, flip=True),  # set per image size below
-}
-DATASETS = tuple(AUGMENT_DEFAULTS)
+@dataclass(frozen=True)
+class Dataset:
+    """A registered dataset: ``load(split, root, image_size, size, seed, progress, allow_empty_classes)``,
+    its augmentation, its native (H, W) (None: set by ``--image-size``), and whether it has boxes."""
+
+    name: str
+    load: Callable[..., TensorImageDataset]
+    padding: int
+    flip: bool
+    input_size: Optional[tuple[int, int]]
+    has_boxes: bool = False
+    needs_root: bool = True  # False: embedded, or a default folder (Debian's packages)
+
+
+DATASETS_REGISTRY: Registry[Dataset] = Registry("dataset")
+
+
+def register_dataset(dataset: Dataset) -> Dataset:
+    return DATASETS_REGISTRY.register(dataset.name, dataset)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_digits(split: str, size: int | None, seed: int) -> TensorImageDataset:
+    # A compare worker trains many runs on the same data: build it once per process.
+    # Callers only index the tensors, never write to them.
+    return make_cluttered_digits(split, size=size, seed=seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_idx(name: str, split: str, root: Optional[str], size: Optional[int], seed: int) -> TensorImageDataset:
+    return load_idx(name, split, root, size, seed)
+
+
+# Digits and clothes are not mirror-symmetric classes in general (a flipped 2 or 7 is no 2 or 7; a
+# flipped shoe is still a shoe, but text-like classes are not): no flip unless chosen.
+register_dataset(Dataset("digits", lambda split, root, image_size, size, seed, **_: _cached_digits(split, size, seed),
+                         padding=2, flip=False, input_size=(24, 24), has_boxes=True, needs_root=False))
+for _name in ("fashion-mnist", "mnist"):
+    register_dataset(Dataset(_name, functools.partial(lambda name, split, root, image_size, size, seed, **_: _cached_idx(
+        name, split, None if root is None else str(root), size, seed), _name), padding=4, flip=False, input_size=(28, 28), needs_root=False))
+for _name in ("cifar10", "cifar100"):
+    register_dataset(Dataset(_name, functools.partial(lambda name, split, root, **_: load_cifar(name, root, split), _name),
+                             padding=4, flip=True, input_size=(32, 32)))
+register_dataset(Dataset("imagefolder", lambda split, root, image_size, size, seed, progress=False, allow_empty_classes=False: load_image_folder(
+    root, split, image_size=image_size, progress=progress, allow_empty_classes=allow_empty_classes), padding=0, flip=True, input_size=None))
+DATASETS = tuple(DATASETS_REGISTRY.names())
+
+
+def get_dataset(name: str) -> Dataset:
+    return DATASETS_REGISTRY.get(name)
 
 
 def load_dataset(
@@ -41,42 +92,37 @@ def load_dataset(
 ) -> TensorImageDataset:
     """Load dataset ``name`` ``split`` ("train" or "test") as uint8 tensors in memory.
 
-    ``digits`` is built from scikit-learn's digits (``size`` images, ``seed``); ``cifar10``,
-    ``cifar100`` and ``imagefolder`` read ``root``.
+    ``digits`` is built from scikit-learn's digits (``size`` images, ``seed``); ``fashion-mnist`` and
+    ``mnist`` read IDX files from ``root`` (default: Debian's folder; ``size`` draws a subset with
+    ``seed``); ``cifar10``, ``cifar100`` and ``imagefolder`` read ``root``.
     """
-    if name == "digits":
-        return _cached_digits(split, size, seed)
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
-    if root is None:
-        raise ValueError(f"dataset {name!r} needs a data root folder (--data-root)")
-    if not Path(root).is_dir():
-        raise ValueError(f"dataset {name!r}: data root {root} is not a folder")
-    if name == "imagefolder":
-        return load_image_folder(root, split, image_size=image_size, progress=progress, allow_empty_classes=allow_empty_classes)
-    return load_cifar(name, root, split)
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_digits(split: str, size: int | None, seed: int) -> TensorImageDataset:
-    # A compare worker trains many runs on the same data: build it once per process.
-    # Callers only index the tensors, never write to them.
-    return make_cluttered_digits(split, size=size, seed=seed)
+    dataset = get_dataset(name)
+    if dataset.needs_root:
+        if root is None:
+            raise ValueError(f"dataset {name!r} needs a data root folder (--data-root)")
+        if not Path(root).is_dir():
+            raise ValueError(f"dataset {name!r}: data root {root} is not a folder")
+    return dataset.load(split, root, image_size, size, seed, progress=progress, allow_empty_classes=allow_empty_classes)
 
 
 def augment_defaults(name: str, image_size: int) -> AugmentDefaults:
-    if name == "imagefolder":
-        return AugmentDefaults(padding=max(1, image_size // 8), flip=True)
-    return AUGMENT_DEFAULTS[name]
+    dataset = get_dataset(name)
+    if dataset.input_size is None:  # resized to --image-size: pad by an eighth of it
+        return AugmentDefaults(padding=max(1, image_size // 8), flip=dataset.flip)
+    return AugmentDefaults(padding=dataset.padding, flip=dataset.flip)
 
 
 __all__ = [
     "DATASETS",
+    "Dataset",
     "TensorImageDataset",
     "augment_defaults",
+    "get_dataset",
     "load_cifar",
     "load_dataset",
+    "load_idx",
     "load_image_folder",
     "make_cluttered_digits",
     "random_crop_flip",
+    "register_dataset",
 ]

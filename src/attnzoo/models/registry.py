@@ -6,28 +6,24 @@ from typing import Callable
 
 from torch import nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+from ..utils.registry import Registry
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Function decorator: make the factory ``fn`` available as ``create_model(fn.__name__)``."""
-    if fn.__name__ in _MODELS:
-        raise ValueError(f"model {fn.__name__!r} is already registered")
-    _MODELS[fn.__name__] = fn
-    return fn
+    return MODELS.register(fn.__name__, fn)
 
 
 def list_models() -> list[str]:
     """Sorted names of the registered models."""
-    return sorted(_MODELS)
+    return MODELS.names()
 
 
 def get_model_factory(name: str) -> Callable[..., nn.Module]:
     """The registered factory of model ``name``; ValueError listing the valid names otherwise."""
-    try:
-        return _MODELS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(_MODELS))}") from None
+    return MODELS.get(name)
 
 
 def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, weights=None, source: str = "auto", head: str = "keep",

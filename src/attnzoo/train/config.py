@@ -37,12 +37,15 @@ LR_PER_32 = 0.05  # the recipe's peak learning rate at batch size 32
 
 @dataclass
 class DataConfig:
-    dataset: str = option("digits", "digits (embedded), cifar10, cifar100 or imagefolder", "data")
-    data_root: Optional[str] = option(None, "folder of a cifar10/cifar100/imagefolder dataset", "data")
+    dataset: str = option("digits", "digits (embedded), fashion-mnist, mnist, cifar10, cifar100 or imagefolder", "data")
+    data_root: Optional[str] = option(None, "folder of the dataset's files (fashion-mnist: default /usr/share/datasets/fashion-mnist, "
+                                      "apt-get install dataset-fashion-mnist)", "data")
     image_size: int = option(64, "imagefolder: side of the resized, centre-cropped images", "data", positive=True)
-    train_size: Optional[int] = option(None, "digits: training images to generate (default 5000)", "data", positive=True)
-    test_size: Optional[int] = option(None, "digits: test images to generate (default 2000)", "data", positive=True)
-    data_seed: int = option(0, "digits: the dataset's own seed, fixed across training seeds", "data")
+    train_size: Optional[int] = option(None, "digits: training images to generate (default 5000); fashion-mnist, mnist: "
+                                       "a random subset of the 60,000", "data", positive=True)
+    test_size: Optional[int] = option(None, "digits: test images to generate (default 2000); fashion-mnist, mnist: a subset "
+                                      "of the 10,000", "data", positive=True)
+    data_seed: int = option(0, "digits: the dataset's own seed; fashion-mnist, mnist: which subset; fixed across training seeds", "data")
     augment: bool = option(True, "no random crop / flip", "data", flag="--no-augment")
     allow_empty_classes: bool = option(False, "imagefolder: warn about class folders without images instead of refusing", "data")
 

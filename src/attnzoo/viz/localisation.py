@@ -71,10 +71,10 @@ def localisation_scores(model, images: torch.Tensor, boxes: torch.Tensor, gradca
 def add_localisation(results: dict[str, Any], run_dirs: Sequence[Path], images: int = 500) -> None:
     """For each variant trained on the embedded digits, score its trained model (seed-0 run, or the
     first found) on ``images`` test images: spatial attention layers and Grad-CAM at the last stage."""
-    from ..data import make_cluttered_digits
+    from ..data import DATASETS, get_dataset, load_dataset
     from ..train.evaluate import load_trained_model
 
-    if results.get("dataset") != "digits":
+    if results.get("dataset") not in DATASETS or not get_dataset(results["dataset"]).has_boxes:  # scores need target boxes
         return
     by_variant: dict[str, Path] = {}
     for d in sorted(run_dirs):
@@ -86,7 +86,7 @@ def add_localisation(results: dict[str, Any], run_dirs: Sequence[Path], images: 
         if run is None:
             continue
         model, cfg, meta = load_trained_model(run, "cpu")
-        ds = make_cluttered_digits("test", size=images, seed=cfg.data.data_seed)
+        ds = load_dataset(cfg.data.dataset, "test", cfg.data.data_root, cfg.data.image_size, images, cfg.data.data_seed)
         mean = torch.tensor(json.loads(meta["mean"])).view(1, -1, 1, 1)
         std = torch.tensor(json.loads(meta["std"])).view(1, -1, 1, 1)
         x = (ds.images.float() / 255 - mean) / std
