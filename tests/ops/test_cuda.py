@@ -17,6 +17,6 @@ def test_the_check_passes_on_the_cpu_kernels():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (scripts/gpu_bench.sh on a GPU machine)")
 def test_the_cuda_kernels_match_the_reference():
     x = torch.randn(2, 3, 4, 5, device="cuda")
-    assert library._on_triton(x) is not None, "on CUDA the Triton kernels are the default"
+    assert library.triton_for(x) is not None, "on CUDA the Triton kernels are the default"
     bad = [r for r in against_reference("cuda") if not r["ok"]]
     assert not bad, bad

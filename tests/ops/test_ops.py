@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 import attnzoo
 from attnzoo import ops
+from torch.utils._python_dispatch import TorchDispatchMode
 
 F64 = torch.float64
 
@@ -30,9 +31,17 @@ def _run(fn, inputs, grads_seed=1):
     return outs, torch.autograd.grad(outs, leaves, cotangents)
 
 
+CUSTOM = {  # each public op through its registered custom op, whatever the selection rule would pick
+    "gate": lambda x, channel=None, spatial=None, identity=None, relu=False: torch.ops.attnzoo.gate(x, channel, spatial, identity, relu),
+    "global_mean": lambda x: torch.ops.attnzoo.global_pools(x, False)[0],
+    "global_pools": lambda x: torch.ops.attnzoo.global_pools(x, True),
+    "channel_pools": lambda x, scale=None: torch.ops.attnzoo.channel_pools(x, scale)[:2],
+}
+
+
 def _both(name, *args, **kwargs):
-    """The op through the custom op and through the reference, outputs and input gradients."""
-    fast = _run(lambda *a: getattr(ops, name)(*a, **kwargs), args)
+    """The op through its custom op and through the reference equation: outputs and input gradients."""
+    fast = _run(lambda *a: CUSTOM[name](*a, **kwargs), args)
     with ops.use("reference"):
         ref = _run(lambda *a: getattr(ops, name)(*a, **kwargs), args)
     return fast, ref
@@ -82,11 +91,35 @@ def test_channel_pools_equal_their_equation_with_the_first_maximum_rule(with_sca
 
 def test_gradcheck_every_op():
     x, a, b, r = (t.requires_grad_() for t in _gate_inputs((2, 3, 4, 5)))
-    assert torch.autograd.gradcheck(lambda *t: ops.gate(*t, relu=True), (x, a, b, r))
-    assert torch.autograd.gradcheck(ops.global_mean, (x,))
-    assert torch.autograd.gradcheck(ops.global_pools, (x,))
-    assert torch.autograd.gradcheck(ops.channel_pools, (x, a))
-    assert torch.autograd.gradgradcheck(lambda *t: ops.gate(*t), (x, a, b))  # the backward is differentiable too
+    for args in ((x, a, b, r), (x, a, None, r), (x, None, b, None), (x, None, None, r)):
+        assert torch.autograd.gradcheck(lambda *t: CUSTOM["gate"](*t, relu=True), args)
+    for name in ("global_mean", "global_pools", "channel_pools"):
+        assert torch.autograd.gradcheck(CUSTOM[name], (x,))
+    assert torch.autograd.gradcheck(CUSTOM["channel_pools"], (x, a))
+    assert torch.autograd.gradgradcheck(lambda *t: CUSTOM["gate"](*t), (x, a, b))  # the backward is differentiable too
+
+
+def test_without_a_device_kernel_one_gate_runs_as_its_equation():
+    # CPU: the custom op's dispatch costs more than a single gate's pass; CBAM's two gates and the
+    # pools keep it (their backward keeps one copy of the input).
+    x, a, b, r = _gate_inputs((2, 3, 4, 5))
+
+    class Calls(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.add(str(func))
+            return func(*args, **(kwargs or {}))
+
+    def ops_called(fn):
+        with Calls() as calls:
+            fn(x, a, b, r)
+        return {name for name in calls.seen if name.startswith("attnzoo")}
+    assert ops_called(lambda x, a, b, r: ops.gate(x, a, identity=r, relu=True)) == set()
+    assert ops_called(lambda x, a, b, r: ops.gate(x, a, b)) == {"attnzoo.gate.default"}
+    assert ops_called(lambda x, a, b, r: ops.channel_pools(x, a)) == {"attnzoo.channel_pools.default"}
 
 
 @settings(max_examples=25, deadline=None)
@@ -143,7 +176,7 @@ def test_the_backward_keeps_the_input_and_small_gates_only():
     size = x.numel() * 4
     assert saved_activation_bytes(lambda: ops.channel_pools(x, a)) <= 1.1 * size
     assert saved_activation_bytes(lambda: ops.gate(x, a, b)) <= 1.1 * size
-    assert saved_activation_bytes(lambda: ops.gate(x, identity=r, relu=True)) <= 1.1 * size  # a plain block end: its output only
+    assert saved_activation_bytes(lambda: CUSTOM["gate"](x, identity=r, relu=True)) <= 1.1 * size  # a plain block end: its output only
     with ops.use("reference"):  # autograd's own graph keeps x ⊙ a as well
         assert saved_activation_bytes(lambda: ops.gate(x, a, b)) >= 2 * size
 

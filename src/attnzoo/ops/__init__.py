@@ -18,7 +18,11 @@ input for backward. Means accumulate in fp32, so fp16 inputs whose sums pass 655
 
 Which implementation runs is decided in :mod:`.selection`: the custom ops by default, the
 reference equations under ``attnzoo.ops.use("reference")`` and whenever a graph is captured for
-deployment (``torch.export``, ONNX, tracing). The C++ CPU kernels for inference stay a separate
+deployment (``torch.export``, ONNX, tracing). Where the device has no kernel of its own (no CUDA
+with Triton), ``gate`` with one gate or none runs as its equation too: there the custom op's Python
+dispatch (about 0.7 ms per ResNet-50 block end, forward and backward, on the reference CPU) costs
+more than the pass it saves; CBAM's two gates, the pools and the channel pools keep the op for their
+leaner backwards. The C++ CPU kernels for inference stay a separate
 conversion step, :func:`attnzoo.fused.convert`.
 """
 
@@ -51,7 +55,9 @@ def gate(x: Tensor, channel: Optional[Tensor] = None, spatial: Optional[Tensor] 
     one pass over memory where the device has a kernel for it.
     """
     _check("gate", x, channel, spatial, identity)
-    if reference_now():
+    # Without a device kernel, one gate (or none) is the equation: the custom op's Python dispatch
+    # costs more than the pass it could save; two gates (CBAM) keep the op for its leaner backward.
+    if reference_now() or (library.triton_for(x) is None and (channel is None or spatial is None)):
         return reference.gate(x, channel, spatial, identity, relu)
     return torch.ops.attnzoo.gate(x, channel, spatial, identity, relu)
 

@@ -32,13 +32,16 @@ def triton_kernels() -> Optional[ModuleType]:
     return module
 
 
-def _on_triton(x: Tensor) -> Optional[ModuleType]:
+def triton_for(x: Tensor) -> Optional[ModuleType]:
+    """The Triton kernels where they take ``x`` (a CUDA tensor of a supported dtype, Triton importable), else None."""
     kernels = triton_kernels() if x.device.type == "cuda" else None
     return kernels if kernels is not None and kernels.supports(x) else None
 
 
+
+
 def _require_triton(x: Tensor) -> ModuleType:
-    kernels = _on_triton(x)
+    kernels = triton_for(x)
     if kernels is None:
         raise RuntimeError(f"attnzoo: this backward op runs on CUDA with Triton only, got a {x.device.type} tensor")
     return kernels
@@ -58,7 +61,7 @@ def _gate_fake(x, channel, spatial, identity, relu):
 
 @gate.register_kernel("cuda")
 def _gate_cuda(x, channel, spatial, identity, relu):
-    kernels = _on_triton(x)
+    kernels = triton_for(x)
     return aten.gate(x, channel, spatial, identity, relu) if kernels is None else kernels.gate(x, channel, spatial, identity, relu)
 
 
@@ -86,7 +89,7 @@ def _gate_setup(ctx, inputs, output) -> None:
 
 def _gate_backward(ctx, grad):
     x, channel, spatial, y = ctx.saved_tensors
-    if _on_triton(grad) is not None:
+    if triton_for(grad) is not None:
         grads = torch.ops.attnzoo.gate_backward(grad, grad if x is None else x, channel, spatial, y, ctx.identity_dtype is not None)
         grad_identity = grads[3].to(ctx.identity_dtype) if ctx.identity_dtype is not None else None
         grads = grads[:3] + (grad_identity,)
@@ -115,7 +118,7 @@ def _global_pools_fake(x, with_max):
 
 @global_pools.register_kernel("cuda")
 def _global_pools_cuda(x, with_max):
-    kernels = _on_triton(x)
+    kernels = triton_for(x)
     return aten.global_pools(x, with_max) if kernels is None else kernels.global_pools(x, with_max)
 
 
@@ -133,7 +136,7 @@ def _global_pools_backward(ctx, grad_mean, grad_max):
         n, c, h, w = ctx.shape
         spread = (grad_mean / (h * w)).to(ctx.dtype)[:, :, None, None].expand(n, c, h, w)
         return spread, None
-    if _on_triton(x) is not None:
+    if triton_for(x) is not None:
         return torch.ops.attnzoo.global_pools_backward(grad_mean, grad_max, x, maximum), None
     return aten.global_pools_backward(grad_mean, grad_max, x, maximum), None
 
@@ -169,7 +172,7 @@ def _channel_pools_fake(x, scale):
 
 @channel_pools.register_kernel("cuda")
 def _channel_pools_cuda(x, scale):
-    kernels = _on_triton(x)
+    kernels = triton_for(x)
     return aten.channel_pools(x, scale) if kernels is None else kernels.channel_pools(x, scale)
 
 
@@ -181,7 +184,7 @@ def _channel_pools_setup(ctx, inputs, output) -> None:
 
 def _channel_pools_backward(ctx, grad_mean, grad_max, _grad_index):
     x, scale, index = ctx.saved_tensors
-    backward = aten.channel_pools_backward if _on_triton(x) is None else torch.ops.attnzoo.channel_pools_backward
+    backward = aten.channel_pools_backward if triton_for(x) is None else torch.ops.attnzoo.channel_pools_backward
     grad_x, grad_scale = backward(grad_mean, grad_max, x, scale, index)
     return grad_x, (grad_scale if scale is not None else None)
 
