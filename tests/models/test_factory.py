@@ -7,7 +7,7 @@ def test_list_models():
     assert attnzoo.list_models() == sorted(
         ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "sknet50", "resnest50",
          "cifar_resnet8", "cifar_resnet20", "cifar_resnet32", "cifar_resnet56", "cifar_resnet110", "hacnn",
-         "botnet50", "lambda_resnet50"]
+         "botnet50", "lambda_resnet50", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "convnext_tiny"]
     )
 
 

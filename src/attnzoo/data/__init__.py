@@ -69,7 +69,7 @@ for _name in ("fashion-mnist", "mnist"):
     register_dataset(Dataset(_name, functools.partial(lambda name, split, root, image_size, size, seed, **_: _cached_idx(
         name, split, None if root is None else str(root), size, seed), _name), padding=4, flip=False, input_size=(28, 28), needs_root=False))
 for _name in ("cifar10", "cifar100"):
-    register_dataset(Dataset(_name, functools.partial(lambda name, split, root, **_: load_cifar(name, root, split), _name),
+    register_dataset(Dataset(_name, functools.partial(lambda name, split, root, *_, **__: load_cifar(name, root, split), _name),
                              padding=4, flip=True, input_size=(32, 32)))
 register_dataset(Dataset("imagefolder", lambda split, root, image_size, size, seed, progress=False, allow_empty_classes=False: load_image_folder(
     root, split, image_size=image_size, progress=progress, allow_empty_classes=allow_empty_classes), padding=0, flip=True, input_size=None))

@@ -20,12 +20,22 @@ def hidden_width(channels: int, reduction: float, min_hidden: int) -> int:
     return max(int(min_hidden), int(channels // reduction))
 
 
-def rounded_width(channels: int, reduction: float, divisor: int) -> int:
-    """``C / r`` rounded to the nearest multiple of ``divisor``, at least ``divisor`` (timm's
-    ``make_divisible`` with ``round_limit=0``)."""
+def make_divisible(value: float, divisor: int = 8, round_limit: float = 0.9) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, at least ``divisor``, and moved up one
+    multiple where that fell below ``round_limit · value`` (timm's and torchvision's ``make_divisible``:
+    ``round_limit`` 0.9 by default; 0 never moves up)."""
     if divisor < 1:
         raise ValueError(f"round_to must be at least 1, got {divisor}")
-    return max(divisor, int(channels / reduction + divisor / 2) // divisor * divisor)
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < round_limit * value else rounded
+
+
+def rounded_width(channels: int, reduction: float, divisor: int, round_limit: float = 0.0) -> int:
+    """``C / r`` rounded to the nearest multiple of ``divisor``, at least ``divisor`` (timm's
+    ``make_divisible`` with ``round_limit=0`` unless given)."""
+    if reduction <= 0:
+        raise ValueError(f"reduction must be positive, got {reduction}")
+    return make_divisible(channels / reduction, divisor, round_limit)
 
 
 def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:

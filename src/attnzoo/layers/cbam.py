@@ -84,6 +84,8 @@ class CBAMSpatial(GateModule):
             conv followed by ``BatchNorm2d(1)`` whose weight starts at 0, so ``Ms = 0.5`` at init.
             ``"paper"``: the equation as printed: maps ordered (mean, max), conv with bias, no norm.
             ``"timm"``: timm's ``SpatialAttn``: maps ordered (mean, max), bias-free conv + BN (weight 1).
+        norm_momentum: the spatial BatchNorm's running-statistics momentum (default 0.1, PyTorch's;
+            the authors' code uses 0.01, which ``create_model(..., source="cbam-authors")`` sets).
 
     Why the default is the authors' code and not the printed equation: without the BN the
     spatial gate is free to drift towards 0 early in training, switching its residual branch off;
@@ -94,7 +96,8 @@ class CBAMSpatial(GateModule):
     Reference: Woo et al., ECCV 2018, arXiv:1807.06521 (Sec. 3, Fig. 2).
     """
 
-    def __init__(self, channels: int, kernel_size: int = 7, variant: str = "official", gate_layer: ActLayer = "sigmoid") -> None:
+    def __init__(self, channels: int, kernel_size: int = 7, variant: str = "official", gate_layer: ActLayer = "sigmoid",
+                 norm_momentum: float = 0.1) -> None:
         super().__init__(channels)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"CBAMSpatial: kernel_size must be a positive odd int, got {kernel_size}")
@@ -103,7 +106,7 @@ class CBAMSpatial(GateModule):
         self.variant = variant
         with_bn = variant != "paper"
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=not with_bn)
-        self.norm = nn.BatchNorm2d(1) if with_bn else nn.Identity()
+        self.norm = nn.BatchNorm2d(1, momentum=norm_momentum) if with_bn else nn.Identity()
         if variant == "official":
             nn.init.zeros_(self.norm.weight)
         self.gate = create_act(gate_layer, "gate_layer")
@@ -132,7 +135,7 @@ class CBAM(GateModule):
     Args:
         channels: input channels ``C``.
         reduction, min_hidden, bias, pools: of the channel MLP (defaults 16, 8, True, ``"avg+max"``).
-        kernel_size, variant: of the spatial conv (defaults 7, ``"official"``: see :class:`CBAMSpatial`).
+        kernel_size, variant, norm_momentum: of the spatial half (defaults 7, ``"official"``, 0.1: see :class:`CBAMSpatial`).
         act_layer, gate_layer: the MLP's activation and both halves' gates (defaults ``"relu"``, ``"sigmoid"``).
 
     Reference: Woo et al., "CBAM", ECCV 2018, arXiv:1807.06521. In a ResNet it sits on the
@@ -150,10 +153,11 @@ class CBAM(GateModule):
         pools: str = "avg+max",
         act_layer: ActLayer = "relu",
         gate_layer: ActLayer = "sigmoid",
+        norm_momentum: float = 0.1,
     ) -> None:
         super().__init__(channels)
         self.channel = CBAMChannel(channels, reduction=reduction, min_hidden=min_hidden, bias=bias, pools=pools, act_layer=act_layer, gate_layer=gate_layer)
-        self.spatial = CBAMSpatial(channels, kernel_size=kernel_size, variant=variant, gate_layer=gate_layer)
+        self.spatial = CBAMSpatial(channels, kernel_size=kernel_size, variant=variant, gate_layer=gate_layer, norm_momentum=norm_momentum)
 
     def gates(self, x: torch.Tensor) -> Gates:
         """``(Mc(x), Ms(x ⊙ Mc))``; ``forward`` returns ``x ⊙ Mc ⊙ Ms``. The spatial half pools

@@ -20,18 +20,21 @@ class CoordAttention(AttentionModule):
     ``g^h = σ(W_h f^h)``, ``g^w = σ(W_w f^w)`` (``C`` channels each): ``y = x ⊙ g^h ⊙ g^w``.
     ``m = max(min_hidden, C // reduction)``.
 
-    Args: channels ``C``; reduction (default 32, the paper's); min_hidden (default 8); bias: in
-    the three 1×1 convs (default True, the authors' code; timm's ``CoordAttn`` has none); act_layer,
-    gate_layer (defaults ``"hardswish"``, ``"sigmoid"``).
+    Args: channels ``C``; reduction (default 32, the paper's); min_hidden (default 8); round_to:
+    round ``C / reduction`` to the nearest multiple of this instead (default None); bias: in the
+    three 1×1 convs (default True, the authors' code; timm's ``CoordAttn`` has none); act_layer,
+    gate_layer (defaults ``"hardswish"``, ``"sigmoid"``). timm's ``CoordAttn`` is ``reduction=24,
+    round_to=8, bias=False`` (its ``rd_ratio · se_factor = 1/16 · 2/3``, rounded to 8): widths 8, 24,
+    40, 88 at C = 256, 512, 1024, 2048, where the paper's rule gives 8, 16, 32, 64.
 
     Reference: Hou, Zhou, Feng. "Coordinate Attention for Efficient Mobile Network Design",
     CVPR 2021, arXiv:2103.02907 (Fig. 2(c)).
     """
 
     def __init__(self, channels: int, reduction: float = 32, min_hidden: int = 8, bias: bool = True,
-                 act_layer: ActLayer = "hardswish", gate_layer: ActLayer = "sigmoid") -> None:
+                 act_layer: ActLayer = "hardswish", gate_layer: ActLayer = "sigmoid", round_to: int | None = None) -> None:
         super().__init__(channels)
-        hidden = hidden_width(channels, reduction, min_hidden)
+        hidden = hidden_width(channels, reduction, min_hidden) if round_to is None else rounded_width(channels, reduction, round_to)
         self.conv1 = nn.Conv2d(channels, hidden, 1, bias=bias)
         self.bn1 = nn.BatchNorm2d(hidden)
         self.act = create_act(act_layer, "act_layer")

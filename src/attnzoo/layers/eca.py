@@ -123,7 +123,7 @@ class ECAM(GateModule):
             raise ValueError(f"ECAM: pools must be 'avg' or 'avg+max', got {pools!r}")
         self.pools = pools
         self.kernel_size = k = _kernel_size("ECAM", channels, kernel_size, gamma, beta, min_kernel_size)
-        hidden = rounded_width(channels, reduction, round_to)
+        hidden = rounded_width(channels, reduction, round_to, round_limit=0.9)  # timm's make_divisible, as its EcaModule
         self.conv1 = nn.Conv1d(1, hidden, 1, bias=bias)
         self.act = create_act(act_layer, "act_layer")
         self.conv2 = nn.Conv1d(hidden, 1, k, padding=(k - 1) // 2, bias=bias)

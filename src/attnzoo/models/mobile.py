@@ -7,13 +7,9 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from ..layers._base import make_divisible
 
-def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
-    """``value`` rounded to the nearest multiple of ``divisor``, never below ``min_value`` (default
-    ``divisor``) nor more than 10% below ``value`` (the MobileNet / EfficientNet channel rule)."""
-    min_value = min_value or divisor
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
+__all__ = ["ConvNormAct", "StochasticDepth", "init_mobile", "make_divisible"]
 
 
 class ConvNormAct(nn.Sequential):

@@ -67,7 +67,7 @@ def stages_for(factory: Any, stages: Optional[Iterable[int]], num_stages: int, k
 
 def block_factory(spec: LayerSpec, options: Optional[dict], model: str) -> LayerFactory:
     """A factory for modules placed inside blocks, for backbones that have no stage or head slot
-    (MobileNetV3, EfficientNet, ConvNeXt): a stage or head module is refused, naming where it goes."""
+    (MobileNetV3, EfficientNet, ConvNeXt): a stage or head module is an error naming where it goes."""
     factory = layer_factory(spec, options, "attn")
     if factory is not None and factory.placement != "block":
         raise ValueError(f"{model}: attention {spec!r} is placed per {factory.placement}, not in blocks; {model} takes block "

@@ -46,7 +46,13 @@ SOURCES: dict[str, Source] = {
             (r"\.se\.channel\.fc2\.", ".attn.channel.mlp.2."),
             (r"\.se\.spatial\.conv\.conv\.", ".attn.spatial.conv."),
             (r"\.se\.spatial\.conv\.bn\.", ".attn.spatial.norm."),
-            (r"\.se\.", ".attn."),  # SE (fc1, fc2) and ECA (conv) keep their names
+            # global context (attn_layer="gc"): its attention logits and its scale MLP
+            (r"\.se\.conv_attn\.", ".attn.attn_logits."),
+            (r"\.se\.mlp_scale\.(fc1|norm|fc2)\.", r".attn.\1."),
+            # non-local (attn_layer="nl"): theta, phi, g, the output conv and its BN
+            (r"\.se\.t\.", ".attn.theta."), (r"\.se\.p\.", ".attn.phi."),
+            (r"\.se\.z\.", ".attn.out_conv."), (r"\.se\.norm\.", ".attn.out_norm."),
+            (r"\.se\.", ".attn."),  # SE (fc1, fc2), ECA (conv) and non-local's g keep their names
             # skresnext50_32x4d: SelectiveKernelBottleneck's ConvNormAct convs and SelectiveKernel
             (r"\.conv1\.conv\.", ".conv1."), (r"\.conv1\.bn\.", ".bn1."),
             (r"\.conv3\.conv\.", ".conv3."), (r"\.conv3\.bn\.", ".bn3."),
@@ -58,7 +64,7 @@ SOURCES: dict[str, Source] = {
                         "cbam": {"bias": False, "min_hidden": 1, "variant": "timm"},
                         "gc": {"fuse": "scale", "reduction": 8, "min_hidden": 1, "ln_eps": 1e-6},
                         "nonlocal": {"scale_logits": True, "reduction": 8, "subsample": False},
-                        "coord": {"bias": False}},
+                        "coord": {"bias": False, "reduction": 24, "round_to": 8}},
         marker=r"\.se\.|\.conv2\.attn\.fc_reduce\.",
     ),
     "cbam-authors": Source(
@@ -70,7 +76,7 @@ SOURCES: dict[str, Source] = {
             (r"\.cbam\.SpatialGate\.spatial\.conv\.", ".attn.spatial.conv."),
             (r"\.cbam\.SpatialGate\.spatial\.bn\.", ".attn.spatial.norm."),
         ),
-        module_options={"cbam": {"min_hidden": 1, "variant": "official"}},
+        module_options={"cbam": {"min_hidden": 1, "variant": "official", "norm_momentum": 0.01}},
         marker=r"\.cbam\.ChannelGate\.",
     ),
     "torchreid": Source(
