@@ -19,10 +19,10 @@ input for backward. Means accumulate in fp32, so fp16 inputs whose sums pass 655
 Which implementation runs is decided in :mod:`.selection`: the custom ops by default, the
 reference equations under ``attnzoo.ops.use("reference")`` and whenever a graph is captured for
 deployment (``torch.export``, ONNX, tracing). Where the device has no kernel of its own (no CUDA
-with Triton), ``gate`` with one gate or none runs as its equation too: there the custom op's Python
-dispatch (about 0.7 ms per ResNet-50 block end, forward and backward, on the reference CPU) costs
-more than the pass it saves; CBAM's two gates, the pools and the channel pools keep the op for their
-leaner backwards. The C++ CPU kernels for inference stay a separate
+with Triton), ``gate`` with one gate or none and the global pools run as their equations too: there
+the custom op's Python dispatch (about 0.7 ms per ResNet-50 block end, forward and backward, on the
+reference CPU) costs more than the pass it could save; CBAM's two gates and its channel pools keep
+the op, for a backward that keeps one copy of the input instead of three. The C++ CPU kernels for inference stay a separate
 conversion step, :func:`attnzoo.fused.convert`.
 """
 
@@ -65,7 +65,7 @@ def gate(x: Tensor, channel: Optional[Tensor] = None, spatial: Optional[Tensor] 
 def global_mean(x: Tensor) -> Tensor:
     """``mean_{H,W}(x)`` as (N, C), accumulated in fp32."""
     _check("global_mean", x)
-    if reference_now():
+    if reference_now() or library.triton_for(x) is None:  # without a device kernel, the equation is as lean
         return reference.global_mean(x)
     return torch.ops.attnzoo.global_pools(x, False)[0]
 
@@ -73,7 +73,7 @@ def global_mean(x: Tensor) -> Tensor:
 def global_pools(x: Tensor) -> tuple[Tensor, Tensor]:
     """``(mean_{H,W}(x), max_{H,W}(x))``, each (N, C), in one pass where the device has a kernel."""
     _check("global_pools", x)
-    if reference_now():
+    if reference_now() or library.triton_for(x) is None:
         return reference.global_pools(x)
     return torch.ops.attnzoo.global_pools(x, True)
 

@@ -29,13 +29,16 @@ def gate(x: Tensor, channel: Optional[Tensor] = None, spatial: Optional[Tensor] 
 
 
 def global_mean(x: Tensor) -> Tensor:
-    """``mean_{H,W}(x)`` as (N, C), accumulated in fp32 for fp16/bf16 inputs (as ``Tensor.mean`` does)."""
-    return x.mean((2, 3))
+    """``mean_{H,W}(x)`` as (N, C): the sum over H×W, accumulated in fp32 at least (a channel's fp16
+    sum passes 65504 at a constant 25 over 56×56), divided by H·W. (As a sum, its backward is a
+    broadcast view of the (N, C) gradient, not a full-size division as ``Tensor.mean``'s.)"""
+    total = x.sum((2, 3), dtype=torch.promote_types(x.dtype, torch.float32))
+    return (total / (x.shape[2] * x.shape[3])).to(x.dtype)
 
 
 def global_pools(x: Tensor) -> tuple[Tensor, Tensor]:
     """``(mean_{H,W}(x), max_{H,W}(x))``, each (N, C); tied maxima share the max's gradient (``amax``)."""
-    return x.mean((2, 3)), x.amax((2, 3))
+    return global_mean(x), x.amax((2, 3))
 
 
 def channel_pools(x: Tensor, scale: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
