@@ -38,3 +38,26 @@ def test_viz_rejects_non_image_and_models_without_attention(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["viz", "--model", "cifar_resnet8", "--sample", "digits", "--out", str(tmp_path)])
     assert "no attention modules" in capsys.readouterr().err
+
+
+def test_16_bit_and_float_images_keep_their_range(tmp_path):
+    # PIL's convert("RGB") clips 16-bit values at 255 (a 16-bit PNG came out 99.6% white) and
+    # turns float TIFFs black; viz reads them as the ImageFolder loader does.
+    from attnzoo.viz.run import load_image
+
+    ramp = np.linspace(0, 65535, 40 * 30).reshape(40, 30).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    image, _, _ = load_image(str(tmp_path / "deep.png"))
+    assert 0.45 < image.mean() < 0.55 and image.min() == 0.0 and image.max() == 1.0
+    Image.fromarray(np.full((20, 20), 0.25, dtype=np.float32), mode="F").save(tmp_path / "float.tif")
+    image, _, _ = load_image(str(tmp_path / "float.tif"))
+    assert abs(image.mean() - 0.25) < 0.01
+
+
+def test_a_decompression_bomb_is_one_line(tmp_path, monkeypatch):
+    from attnzoo.viz.run import load_image
+
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 4096 pixels: over twice the limit raises
+    with pytest.raises(ValueError, match="bomb.png is refused as a decompression bomb"):
+        load_image(str(tmp_path / "bomb.png"))

@@ -24,7 +24,7 @@ def _resize_center_crop(img, size: int):
     return img.crop((left, top, left + size, top + size))
 
 
-def _to_rgb8(img):
+def to_rgb8(img):
     """Any PIL image as 8-bit RGB. 16-bit greyscale ("I;16", "I") is scaled from its 0–65535 range:
     PIL's own ``convert("RGB")`` clips it at 255, which turns a 16-bit PNG nearly all white."""
     from PIL import Image
@@ -92,7 +92,7 @@ def load_image_folder(root: str | Path, split: str, image_size: int = 64, classe
     for i, (path, _) in enumerate(iterator):
         try:
             with Image.open(path) as img:
-                img = _resize_center_crop(_to_rgb8(img), image_size)
+                img = _resize_center_crop(to_rgb8(img), image_size)
                 images[i] = np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
         except (UnidentifiedImageError, OSError) as e:
             raise ValueError(f"imagefolder: cannot read {path} as an image: {e}") from None

@@ -27,12 +27,16 @@ def load_image(path: Optional[str] = None, sample: Optional[str] = None) -> tupl
     if path is not None:
         from PIL import Image, UnidentifiedImageError
 
+        from ..data.imagefolder import to_rgb8
+
         p = Path(path)
         if not p.is_file():
             raise ValueError(f"viz: no image file at {p}")
         try:
-            with Image.open(p) as img:
-                return np.asarray(img.convert("RGB"), dtype=np.float32) / 255, p.name, None
+            with Image.open(p) as img:  # 16-bit and float images scaled as the ImageFolder loader scales them
+                return np.asarray(to_rgb8(img), dtype=np.float32) / 255, p.name, None
+        except Image.DecompressionBombError as e:
+            raise ValueError(f"viz: {p} is refused as a decompression bomb ({e})") from None
         except (UnidentifiedImageError, OSError) as e:
             raise ValueError(f"viz: cannot read {p} as an image ({e}); give a PNG/JPEG/... file") from None
     sample = sample or "digits"
