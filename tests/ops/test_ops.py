@@ -225,3 +225,17 @@ def test_observed_sees_own_and_global_hooks():
     finally:
         handle.remove()
     assert not ops.observed(m)
+
+
+@pytest.mark.parametrize("case", ["gate all", "gate end", "pools", "mean", "channel pools", "channel pools unscaled"])
+def test_torch_library_opcheck_passes(case):
+    # PyTorch's own check of a custom op: schema, fake (meta) kernel against the real one, registered
+    # autograd, and tracing under AOT autograd.
+    x, a, b, r = (t.float().requires_grad_() for t in _gate_inputs((2, 3, 4, 5)))
+    op, args = {"gate all": (torch.ops.attnzoo.gate.default, (x, a, b, r, True)),
+                "gate end": (torch.ops.attnzoo.gate.default, (x, None, None, r, True)),
+                "pools": (torch.ops.attnzoo.global_pools.default, (x, True)),
+                "mean": (torch.ops.attnzoo.global_pools.default, (x, False)),
+                "channel pools": (torch.ops.attnzoo.channel_pools.default, (x, a)),
+                "channel pools unscaled": (torch.ops.attnzoo.channel_pools.default, (x, None))}[case]
+    torch.library.opcheck(op, args)

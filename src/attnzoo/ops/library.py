@@ -40,6 +40,14 @@ def triton_for(x: Tensor) -> Optional[ModuleType]:
 
 
 
+def _register_cuda(op, name: str) -> None:
+    """``op``'s CUDA kernel: the Triton kernel ``name`` where it takes the input, the PyTorch one otherwise."""
+    def kernel(x, *args, **kwargs):
+        kernels = triton_for(x)
+        return getattr(aten if kernels is None else kernels, name)(x, *args, **kwargs)
+    op.register_kernel("cuda")(kernel)
+
+
 def _require_triton(x: Tensor) -> ModuleType:
     kernels = triton_for(x)
     if kernels is None:
@@ -57,12 +65,6 @@ def gate(x: Tensor, channel: Optional[Tensor], spatial: Optional[Tensor], identi
 @gate.register_fake
 def _gate_fake(x, channel, spatial, identity, relu):
     return torch.empty_like(x, dtype=aten.result_dtype(x, channel, spatial, identity))
-
-
-@gate.register_kernel("cuda")
-def _gate_cuda(x, channel, spatial, identity, relu):
-    kernels = triton_for(x)
-    return aten.gate(x, channel, spatial, identity, relu) if kernels is None else kernels.gate(x, channel, spatial, identity, relu)
 
 
 @custom_op("attnzoo::gate_backward", mutates_args=())
@@ -101,6 +103,7 @@ def _gate_backward(ctx, grad):
 
 
 gate.register_autograd(_gate_backward, setup_context=_gate_setup)
+_register_cuda(gate, "gate")
 
 
 # --- global pools: mean_{H,W}(x) and max_{H,W}(x) --------------------------------------------------
@@ -114,12 +117,6 @@ def global_pools(x: Tensor, with_max: bool) -> tuple[Tensor, Tensor]:
 def _global_pools_fake(x, with_max):
     n, c = x.shape[:2]
     return x.new_empty((n, c)), (x.new_empty((n, c)) if with_max else x.new_empty(0))
-
-
-@global_pools.register_kernel("cuda")
-def _global_pools_cuda(x, with_max):
-    kernels = triton_for(x)
-    return aten.global_pools(x, with_max) if kernels is None else kernels.global_pools(x, with_max)
 
 
 def _global_pools_setup(ctx, inputs, output) -> None:
@@ -153,6 +150,7 @@ def _global_pools_backward_fake(grad_mean, grad_max, x, maximum):
 
 
 global_pools.register_autograd(_global_pools_backward, setup_context=_global_pools_setup)
+_register_cuda(global_pools, "global_pools")
 
 
 # --- channel pools: mean_C(x ⊙ s) and max_C(x ⊙ s) -------------------------------------------------
@@ -168,12 +166,6 @@ def _channel_pools_fake(x, scale):
     dtype = aten.result_dtype(x, scale)
     return (x.new_empty((n, 1, h, w), dtype=dtype), x.new_empty((n, 1, h, w), dtype=dtype),
             x.new_empty((n, 1, h, w), dtype=torch.int32))
-
-
-@channel_pools.register_kernel("cuda")
-def _channel_pools_cuda(x, scale):
-    kernels = triton_for(x)
-    return aten.channel_pools(x, scale) if kernels is None else kernels.channel_pools(x, scale)
 
 
 def _channel_pools_setup(ctx, inputs, output) -> None:
@@ -202,3 +194,4 @@ def _channel_pools_backward_fake(grad_mean, grad_max, x, scale, index):
 
 
 channel_pools.register_autograd(_channel_pools_backward, setup_context=_channel_pools_setup)
+_register_cuda(channel_pools, "channel_pools")
