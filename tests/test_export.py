@@ -84,3 +84,11 @@ def test_the_parity_check_refuses_non_finite_outputs(tmp_path):
     path = export_model(model, (3, 2, 2), tmp_path / "nan.pt", "torchscript")
     with pytest.raises(ValueError, match="eager model's output is not finite at batch 1 .3 NaN and 0 infinite of 3 values"):
         check_export(model, path, "torchscript", (3, 2, 2))
+
+
+@pytest.mark.parametrize("model_name, attn", [("mobilenet_v3_small", None), ("mobilenet_v3_small", "cbam"), ("efficientnet_b0", "eca"),
+                                              ("convnext_tiny", "se")])
+def test_the_other_families_export_to_onnx(model_name, attn, tmp_path):
+    model = randomize_(attnzoo.create_model(model_name, num_classes=10, attn=attn), std=0.05).eval()
+    path = export_model(model, (3, 64, 64), tmp_path / "m.onnx", "onnx")
+    assert check_export(model, path, "onnx", (3, 64, 64), batches=(1, 3)) <= 1e-4

@@ -94,3 +94,9 @@ def test_train_and_viz_a_mobilenet_with_cbam_from_the_command_line(tmp_path):
     assert (out / "summary.json").is_file()
     assert main(["viz", "--checkpoint", str(out), "--out", str(tmp_path / "viz")]) == 0
     assert (tmp_path / "viz" / "spatial.png").stat().st_size > 1000
+
+
+def test_pretrained_weights_with_another_attention_is_a_clear_error(tmp_path):
+    torch.save(attnzoo.create_model("mobilenet_v3_small").state_dict(), tmp_path / "tv.pth")
+    with pytest.raises(ValueError, match="retrofitting attention into a pretrained checkpoint is for ResNets"):
+        attnzoo.create_model("mobilenet_v3_small", attn="cbam", weights=tmp_path / "tv.pth")

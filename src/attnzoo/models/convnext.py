@@ -17,7 +17,7 @@ from torch import nn
 
 from .mobile import StochasticDepth
 from .registry import register_model
-from .slots import LayerSpec, block_factory, check_stages
+from .slots import LayerSpec, block_factory, check_stages, refuse_retrofit
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -72,8 +72,9 @@ class ConvNeXt(nn.Module):
 
     def __init__(self, stages: list[Stage], num_classes: int = 1000, in_chans: int = 3, attn: LayerSpec = None,
                  attn_options: Optional[dict] = None, attn_stages: Optional[list] = None, stochastic_depth: float = 0.1,
-                 layer_scale: float = 1e-6, fusion: LayerSpec = None, name: str = "convnext") -> None:
+                 layer_scale: float = 1e-6, fusion: LayerSpec = None, name: str = "convnext", retrofit: bool = False) -> None:
         super().__init__()
+        refuse_retrofit(name, retrofit)
         if fusion is not None:
             raise ValueError(f"{name}: takes attention in its blocks only (no fusion)")
         attn_layer = block_factory(attn, attn_options, name)

@@ -17,7 +17,7 @@ from torch import nn
 from ..layers.se import SqueezeExcite
 from .mobile import ConvNormAct, StochasticDepth, init_mobile, make_divisible
 from .registry import register_model
-from .slots import LayerSpec, block_factory
+from .slots import LayerSpec, block_factory, refuse_retrofit
 
 
 class Stage(NamedTuple):
@@ -73,8 +73,9 @@ class EfficientNet(nn.Module):
 
     def __init__(self, stages: list[Stage], num_classes: int = 1000, in_chans: int = 3, attn: LayerSpec = None,
                  attn_options: Optional[dict] = None, native_se: bool = True, dropout: float = 0.2, stochastic_depth: float = 0.2,
-                 fusion: LayerSpec = None, attn_stages: Optional[list] = None, name: str = "efficientnet") -> None:
+                 fusion: LayerSpec = None, attn_stages: Optional[list] = None, name: str = "efficientnet", retrofit: bool = False) -> None:
         super().__init__()
+        refuse_retrofit(name, retrofit)
         if fusion is not None or attn_stages is not None:
             raise ValueError(f"{name}: takes attention in its SE slots only (no fusion, no attn_stages)")
         attn_layer = efficientnet_se if native_se else None

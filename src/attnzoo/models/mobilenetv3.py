@@ -20,7 +20,7 @@ from torch import nn
 from ..layers.se import SqueezeExcite
 from .mobile import ConvNormAct, init_mobile, make_divisible
 from .registry import register_model
-from .slots import LayerSpec, block_factory
+from .slots import LayerSpec, block_factory, refuse_retrofit
 
 _NORM = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
 
@@ -88,8 +88,9 @@ class MobileNetV3(nn.Module):
 
     def __init__(self, config: list[Bneck], last_channel: int, num_classes: int = 1000, in_chans: int = 3, attn: LayerSpec = None,
                  attn_options: Optional[dict] = None, native_se: bool = True, dropout: float = 0.2, fusion: LayerSpec = None,
-                 attn_stages: Optional[list] = None, name: str = "mobilenet_v3") -> None:
+                 attn_stages: Optional[list] = None, name: str = "mobilenet_v3", retrofit: bool = False) -> None:
         super().__init__()
+        refuse_retrofit(name, retrofit)
         if fusion is not None or attn_stages is not None:
             raise ValueError(f"{name}: takes attention in its SE slots only (no fusion, no attn_stages)")
         attn_layer = block_factory(attn, attn_options, name) if attn is not None else (mobilenet_se if native_se else None)

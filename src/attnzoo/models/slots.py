@@ -75,6 +75,14 @@ def block_factory(spec: LayerSpec, options: Optional[dict], model: str) -> Layer
     return factory
 
 
+def refuse_retrofit(model: str, retrofit: bool) -> None:
+    """Backbones whose attention slots hold a native module (MobileNetV3's, EfficientNet's SE) or
+    none (ConvNeXt) swap attention in; retrofitting it behind residual mixes is for the ResNets."""
+    if retrofit:
+        raise ValueError(f"{model}: retrofitting attention into a pretrained checkpoint is for ResNets; load {model}'s weights "
+                         "with attn=None (the published network)")
+
+
 def attention_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, module) of every attnzoo attention, fusion or conv-replacement module in ``model``,
     outermost only (CBAM, not also its halves), found by type."""
