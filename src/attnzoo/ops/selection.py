@@ -1,10 +1,11 @@
 """Which implementation an op call takes: the rule, in one place.
 
-- ``"auto"`` (default): the registered custom ops (``torch.ops.attnzoo.*``), which run the device's
-  kernel (Triton on CUDA where Triton imports; PyTorch operators with a leaner backward elsewhere)
-  and compile with ``torch.compile(fullgraph=True)``; the reference equations wherever a graph is
-  captured for deployment (``torch.export``, ONNX, ``torch.jit.trace``, FX), so exported files hold
-  standard operators only.
+- ``"auto"`` (default): the registered custom ops (``torch.ops.attnzoo.*``) where they pay — every
+  op on CUDA where Triton imports (its kernels), and elsewhere CBAM's two-gate ``gate`` and
+  ``channel_pools`` (PyTorch operators with a backward that keeps one copy of the input); the other
+  calls run as their equations there (the custom op's Python dispatch would cost more than it saves:
+  see :mod:`attnzoo.ops`). The reference equations wherever a graph is captured for deployment
+  (``torch.export``, ONNX, ``torch.jit.trace``, FX), so exported files hold standard operators only.
 - ``"reference"``: the equations in :mod:`attnzoo.ops.reference` everywhere.
 
 A module whose gate someone watches (a forward hook on it, or a global one) must still run that
