@@ -69,3 +69,31 @@ def test_help_shows_every_numeric_default(command, capsys):
                           ("--epochs", 8)):
         assert f"{flag} {flag.lstrip('-').upper().replace('-', '_')}" in text
         assert re.search(re.escape(flag) + r" \S+ [^()]*\(default " + re.escape(str(default)) + r"\)", text), (flag, default)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--device", "bogus"], "attnzoo train: error: --device 'bogus' is not a device; expected auto, cpu, cuda, cuda:N or mps"),
+    (["bench", "modules", "se", "--device", "nowhere"], "attnzoo bench: error: --device 'nowhere' is not a device"),
+])
+def test_a_bad_device_is_one_line(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith(message), err
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message of a build without CUDA")
+def test_cuda_on_a_cpu_build_says_so(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--device", "cuda", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "--device cuda: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, name", [(b"", "empty.safetensors"), (b"garbage", "junk.safetensors"), (b"", "empty.pth")])
+def test_an_unreadable_init_from_file_is_one_line_naming_it(content, name, capsys, tmp_path):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--init-from", str(path), "--epochs", "1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith(f"attnzoo train: error: {path}: "), err

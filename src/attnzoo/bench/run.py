@@ -18,6 +18,7 @@ import torch
 from ..layers import create_module, list_attn, list_conv, list_fusion, module_kind
 
 from ..utils import count_macs, count_params
+from ..utils.device import select_device
 from .memory import cuda_peak_bytes, saved_activation_bytes
 from .timing import time_interleaved, time_paired
 
@@ -146,7 +147,7 @@ def _prepare(threads: Optional[int], device: str, channels_last: bool) -> tuple[
     """Thread count set, (device, memory format) of the inputs."""
     if threads:
         torch.set_num_threads(threads)
-    return torch.device(device), (torch.channels_last if channels_last else torch.contiguous_format)
+    return select_device(device), (torch.channels_last if channels_last else torch.contiguous_format)
 
 
 class _Copy(torch.nn.Module):

@@ -20,6 +20,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from ..utils.io import first_line
+
 
 @dataclass(frozen=True)
 class Source:
@@ -103,14 +105,18 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:  # empty, truncated, or not safetensors at all
+            raise ValueError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # an unpickling refusal or a damaged file: name it, in one line
-            raise ValueError(f"{path}: cannot load as weights with weights_only=True ({str(e).splitlines()[0]})") from None
+            raise ValueError(f"{path}: cannot load as weights with weights_only=True ({first_line(e)})") from None
     for wrapper in ("state_dict", "model", "model_state"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]

@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import torch
 
-from ..utils.io import atomic_write_bytes, atomic_write_json
+from ..utils.io import atomic_write_bytes, atomic_write_json, first_line
 
 POINTER = "checkpoint.json"
 KEEP = 2  # complete checkpoints kept on disk
@@ -62,7 +62,7 @@ def load_weights(path: str | Path, expected_sha256: Optional[str] = None) -> tup
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{path} is not a readable safetensors file ({first_line(e)})") from None
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -73,7 +73,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{path} is not a readable safetensors file ({first_line(e)})") from None
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
@@ -90,7 +90,7 @@ def load_state(path: str | Path, expected_sha256: Optional[str] = None) -> dict[
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
-        raise CheckpointError(f"{path}: refused to load as a training state ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{path}: refused to load as a training state ({first_line(e)})") from None
 
 
 _TAG_NAME = re.compile(r"^(epoch-\d{4}|interrupted)$")
@@ -198,7 +198,7 @@ def _loads(weights: Path, state: Path, damaged: list[str]) -> bool:
         try:
             load(path)
         except (CheckpointError, FileNotFoundError, OSError) as e:
-            damaged.append(str(e).splitlines()[0])  # names the file
+            damaged.append(first_line(e))  # names the file
             return False
     return True
 

@@ -23,6 +23,7 @@ from .._version import __version__
 from ..data import TensorImageDataset, augment_defaults, load_dataset, random_crop_flip
 from ..utils.io import atomic_write_json, atomic_write_text, ensure_writable
 from ..utils import count_macs, count_params
+from ..utils.device import select_device
 from . import checkpoint as ckpt, run_folder
 from .run_folder import RunLock
 from .config import CHECKPOINT_FORMAT, TrainConfig
@@ -33,16 +34,6 @@ from .interrupt import StopRequest
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def select_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:

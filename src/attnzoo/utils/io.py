@@ -70,3 +70,10 @@ def ensure_writable(directory: str | Path) -> Path:
     except OSError as e:
         raise ValueError(f"cannot write to {directory}: {e.strerror or e}") from None
     return directory
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its class name when the message is empty (an
+    empty file once made ``str(e).splitlines()[0]`` raise IndexError inside an error handler)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
