@@ -80,7 +80,7 @@ def _gate_kernel(x_ptr, a_ptr, b_ptr, r_ptr, y_ptr, C, P, sxn, sxc, sxp, srn, sr
     tl.store(y_ptr + n * syn + c[:, None] * syc + p[None, :] * syp, v.to(y_ptr.dtype.element_ty), mask=m)
 
 
-def _flat(t: Optional[Tensor], dtype: Optional[torch.dtype] = None) -> Optional[Tensor]:
+def _flat(t: Optional[Tensor]) -> Optional[Tensor]:
     return None if t is None else t.reshape(t.shape[0], -1).contiguous()
 
 
