@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 import attnzoo
 from attnzoo import ops
+from attnzoo.ops.checks import CUSTOM
 from torch.utils._python_dispatch import TorchDispatchMode
 
 F64 = torch.float64
@@ -29,14 +30,6 @@ def _run(fn, inputs, grads_seed=1):
     cotangents = [torch.randn(o.shape, generator=g, dtype=o.dtype) for o in outs]
     leaves = [t for t in inputs if t is not None]
     return outs, torch.autograd.grad(outs, leaves, cotangents)
-
-
-CUSTOM = {  # each public op through its registered custom op, whatever the selection rule would pick
-    "gate": lambda x, channel=None, spatial=None, identity=None, relu=False: torch.ops.attnzoo.gate(x, channel, spatial, identity, relu),
-    "global_mean": lambda x: torch.ops.attnzoo.global_pools(x, False)[0],
-    "global_pools": lambda x: torch.ops.attnzoo.global_pools(x, True),
-    "channel_pools": lambda x, scale=None: torch.ops.attnzoo.channel_pools(x, scale)[:2],
-}
 
 
 def _both(name, *args, **kwargs):
