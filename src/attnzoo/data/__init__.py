@@ -61,18 +61,34 @@ def _cached_idx(name: str, split: str, root: Optional[str], size: Optional[int],
     return load_idx(name, split, root, size, seed)
 
 
-# Digits and clothes are not mirror-symmetric classes in general (a flipped 2 or 7 is no 2 or 7; a
-# flipped shoe is still a shoe, but text-like classes are not): no flip unless chosen.
-register_dataset(Dataset("digits", lambda split, root, image_size, size, seed, **_: _cached_digits(split, size, seed),
-                         padding=2, flip=False, input_size=(24, 24), has_boxes=True, needs_root=False))
+def _load_digits(split, root, image_size, size, seed, **_) -> TensorImageDataset:
+    return _cached_digits(split, size, seed)
+
+
+def _idx_loader(name: str) -> Callable[..., TensorImageDataset]:
+    def load(split, root, image_size, size, seed, **_) -> TensorImageDataset:
+        return _cached_idx(name, split, None if root is None else str(root), size, seed)
+    return load
+
+
+def _cifar_loader(name: str) -> Callable[..., TensorImageDataset]:
+    def load(split, root, *_, **__) -> TensorImageDataset:
+        return load_cifar(name, root, split)
+    return load
+
+
+def _load_image_folder(split, root, image_size, size, seed, progress=False, allow_empty_classes=False) -> TensorImageDataset:
+    return load_image_folder(root, split, image_size=image_size, progress=progress, allow_empty_classes=allow_empty_classes)
+
+
+# Digits and clothes are not mirror-symmetric classes (a flipped 2 or 7 is no 2 or 7; text-like
+# classes neither): no flip unless chosen.
+register_dataset(Dataset("digits", _load_digits, padding=2, flip=False, input_size=(24, 24), has_boxes=True, needs_root=False))
 for _name in ("fashion-mnist", "mnist"):
-    register_dataset(Dataset(_name, functools.partial(lambda name, split, root, image_size, size, seed, **_: _cached_idx(
-        name, split, None if root is None else str(root), size, seed), _name), padding=4, flip=False, input_size=(28, 28), needs_root=False))
+    register_dataset(Dataset(_name, _idx_loader(_name), padding=4, flip=False, input_size=(28, 28), needs_root=False))
 for _name in ("cifar10", "cifar100"):
-    register_dataset(Dataset(_name, functools.partial(lambda name, split, root, *_, **__: load_cifar(name, root, split), _name),
-                             padding=4, flip=True, input_size=(32, 32)))
-register_dataset(Dataset("imagefolder", lambda split, root, image_size, size, seed, progress=False, allow_empty_classes=False: load_image_folder(
-    root, split, image_size=image_size, progress=progress, allow_empty_classes=allow_empty_classes), padding=0, flip=True, input_size=None))
+    register_dataset(Dataset(_name, _cifar_loader(_name), padding=4, flip=True, input_size=(32, 32)))
+register_dataset(Dataset("imagefolder", _load_image_folder, padding=0, flip=True, input_size=None))
 DATASETS = tuple(DATASETS_REGISTRY.names())
 
 

@@ -1,10 +1,10 @@
 """The ops' kernels in PyTorch operators, for every device (CPU, and CUDA without Triton).
 
 Forward and backward follow autograd's own steps for the reference equations — the same products in
-the same order, so in float64 they give the reference's values bit for bit (CBAM's two-gate backward
-and the channel pools' backward with a scale excepted: they sum in another order, to within rounding) — but the backward works from the
-input and the small gates alone: no intermediate full-size tensor is kept between forward and
-backward (CBAM keeps one copy of its input, not three).
+the same order, so in float64 they give the reference's values bit for bit, except CBAM's two-gate
+backward and the channel pools' backward with a scale, which sum in another order (equal to within
+rounding). The backward works from the input and the small gates alone: no intermediate full-size
+tensor is kept between forward and backward (CBAM keeps one copy of its input, not three).
 """
 
 from __future__ import annotations
@@ -39,10 +39,9 @@ def gate(x: Tensor, channel: Optional[Tensor], spatial: Optional[Tensor], identi
         torch.mul(x, spatial, out=out)
     elif identity is not None:  # a plain block end: x + identity in one pass
         torch.add(x, identity, out=out)
-        return out.relu_() if relu else out
     else:
         out.copy_(x)
-    if identity is not None:
+    if identity is not None and (channel is not None or spatial is not None):
         out.add_(identity)
     return out.relu_() if relu else out
 
@@ -108,7 +107,6 @@ def global_pools_backward(grad_mean: Optional[Tensor], grad_max: Optional[Tensor
 
 def channel_pools(x: Tensor, scale: Optional[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     """(mean_C, max_C, argmax channel as int32), each (N, 1, H, W), of ``x ⊙ scale``."""
-    n, _, h, w = x.shape
     scaled = x if scale is None else x * _nchw(scale)
     maximum, index = scaled.max(1, keepdim=True)
     mean = scaled.mean(1, keepdim=True)

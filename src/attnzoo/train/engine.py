@@ -312,11 +312,11 @@ class Run:
 
 
 def _check_output(cfg: TrainConfig) -> bool:
-    """Before any work: the run folder is writable, and a folder holding a run is only continued
-    (``resume``) or replaced (``overwrite``), never silently overwritten. True when this run is to
-    replace one (its files are set aside only once the new run has set up: :mod:`.run_folder`)."""
+    """Before any work (``_train`` has already made the folder and probed it writable): a folder
+    holding a run is only continued (``resume``) or replaced (``overwrite``), never silently
+    overwritten. True when this run is to replace one (its files are set aside only once the new
+    run has set up: :mod:`.run_folder`)."""
     out = Path(cfg.execution.out)
-    ensure_writable(out)
     if cfg.execution.resume or not ckpt.holds_run(out):
         return False
     if not cfg.execution.overwrite:
