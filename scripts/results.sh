@@ -3,7 +3,7 @@
 # Run folders (checkpoints, per-run summaries and metrics) go to runs/results/ (cleared first unless
 # REUSE=1; `attnzoo compare --from runs/results/NAME/runs` re-aggregates them); the report, results.json
 # (per-seed top-1 and flags included), plots, commit and wall-clock time are copied to docs/results/NAME/.
-#   bash scripts/results.sh [main fresh combined ablations long warmup long-diagnostics recipe plateau ecam sge all ...]   (default: all, in that order)
+#   bash scripts/results.sh [main fresh combined ablations long fashion fashion-fresh fashion-combined warmup long-diagnostics recipe plateau ecam sge all ...]   (default: all, in that order)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$repo/scripts/setup.sh"
@@ -29,7 +29,7 @@ run() {  # NAME, then attnzoo compare arguments
 }
 
 mkdir -p runs/results
-for what in "${@:-main fresh combined ablations long warmup long-diagnostics recipe plateau ecam sge all}"; do
+for what in "${@:-main fresh combined ablations long fashion fashion-fresh fashion-combined warmup long-diagnostics recipe plateau ecam sge all}"; do
   for w in $what; do
     case "$w" in
       main) run compare-cpu ;;                                         # the README's main table
@@ -48,6 +48,9 @@ for what in "${@:-main fresh combined ablations long warmup long-diagnostics rec
         run sge --variants sge sge:min_group_channels=1 --seeds 3 --no-latency --no-localisation
         run sge-fresh --variants sge sge:min_group_channels=1 --seeds 3 --first-seed 100 --data-seed 1 --no-latency --no-localisation ;;
       long) run long --preset long ;;
+      fashion) run fashion --preset fashion ;;   # Fashion-MNIST at the CPU budget (README: Fashion-MNIST)
+      fashion-fresh) run fashion-fresh --preset fashion --first-seed 100 --seeds 3 --data-seed 1 ;;  # seeds and a subset never tuned on
+      fashion-combined) run fashion-combined --from runs/results/fashion/runs runs/results/fashion-fresh/runs ;;
       warmup)  # the warm-up behind the recipe: plain ResNet-20 (the long regime's) at 0.5 and 1 epoch, on the
                # long set's seeds and data and on seeds and data never tuned on (docs/results/warmup/)
         fresh_start runs/results/warmup

@@ -40,8 +40,11 @@ def add_parser(sub) -> None:
     from ..experiments.variants import PRESETS
 
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="variants/seeds/model/epochs to start from: default (the seed modules, 3 seeds), ablations (the source "
-                   "posts' claims, 5 seeds), long (cifar_resnet20, 10 epochs, plain/se/cbam, 5 seeds); flags override")
+                   help="variants, seeds and training settings to start from: default (the seed modules, 3 seeds), ablations "
+                   "(the source posts' claims, 5 seeds), long (cifar_resnet20, 10 epochs, plain/se/cbam, 5 seeds), fashion "
+                   "(Fashion-MNIST, cifar_resnet20, the seed modules, ECA, CBAM's halves, 5 seeds; CPU budget: 5,000 training "
+                   "images, 5 epochs), fashion-full (the same on all 60,000 images, 30 epochs at batch 128: a GPU budget); "
+                   "flags override")
     p.add_argument("--variants", nargs="+", default=None,
                    help="variants as NAME[@STAGES][:KEY=VALUE,...] joined with '+': plain, se, self_attn@3, cbam:variant=paper, "
                    "cbam:kernel_size=3, aff@3... (default: the preset's; plain is always added)")
@@ -59,15 +62,19 @@ def add_parser(sub) -> None:
 
 
 def apply_preset(args: argparse.Namespace) -> None:
-    """Fill compare's unset variants/seeds/model/epochs from its preset, then TrainConfig's defaults."""
-    from ..experiments.variants import PRESETS
+    """Fill compare's variants, seeds and training fields from its preset where no flag set them,
+    then model/epochs from TrainConfig's defaults."""
+    from ..experiments.variants import PRESET_KEYS, PRESETS
     from ..train import TrainConfig
 
     preset, defaults = PRESETS[args.preset], TrainConfig()
     args.variants = args.variants or list(preset["variants"])
     args.seeds = args.seeds or preset.get("seeds", 3)
-    args.model = args.model or preset.get("model", defaults.model.model)
-    args.epochs = args.epochs or preset.get("epochs", defaults.optim.epochs)
+    for key, value in preset.items():
+        if key not in PRESET_KEYS and key not in args.explicit:
+            setattr(args, key, value)
+    args.model = args.model or defaults.model.model
+    args.epochs = args.epochs or defaults.optim.epochs
     if args.quick:
         for key, value in COMPARE_QUICK.items():
             setattr(args, key, value)
