@@ -33,13 +33,23 @@ def test_unknown_command_exits_with_usage():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["bench", "modules", "se", "--rounds", "0"], "attnzoo bench: error: argument --rounds: expected a positive integer, got 0 (see attnzoo bench --help)"),
+    (["bench", "modules", "se", "--rounds", "0"], "attnzoo bench: error: argument --rounds: expected an integer ≥ 1, got '0' (see attnzoo bench --help)"),
     (["train", "--attn", "se", "--attn-opt", "reduction=abc"], "attnzoo train: error: attn 'se': option reduction='abc' must be a number (default 16)"),
     (["train", "--attn", "se", "--attn-opt", "foo=1"], "attnzoo train: error: attn 'se': unknown option foo; valid options: reduction, min_hidden, bias"),
     (["train", "--model-opt", "foo=1"], "attnzoo train: error: model 'cifar_resnet8': unknown option foo; valid options: widths, in_chans"),
     (["train", "--model-opt", "zero_init_residual=maybe"], "attnzoo train: error: model 'cifar_resnet8': option zero_init_residual='maybe' must be true or false (default False)"),
     (["compare", "--variants", "cbam:foo=1"], "attnzoo compare: error: attn 'cbam': unknown option foo; valid options: reduction"),
-    (["train", "--epochs", "-1"], "attnzoo train: error: argument --epochs: expected a positive integer, got -1"),
+    (["train", "--epochs", "-1"], "attnzoo train: error: argument --epochs: expected an integer ≥ 1, got '-1'"),
+    # Values that passed and then crashed or trained silently at b83c25c (issue 25, item 10).
+    (["train", "--lr", "inf"], "attnzoo train: error: argument --lr: expected a number > 0, got 'inf'"),
+    (["train", "--momentum", "nan"], "attnzoo train: error: argument --momentum: expected a number in [0, 1), got 'nan'"),
+    (["train", "--weight-decay", "-1"], "attnzoo train: error: argument --weight-decay: expected a number ≥ 0, got '-1'"),
+    (["train", "--warmup-epochs", "-1"], "attnzoo train: error: argument --warmup-epochs: expected a number ≥ 0, got '-1'"),
+    (["train", "--seed", "-2"], "attnzoo train: error: argument --seed: expected an integer ≥ 0, got '-2'"),
+    (["compare", "--first-seed", "-2"], "attnzoo compare: error: argument --first-seed: expected an integer ≥ 0, got '-2'"),
+    (["train", "--attn", "se", "--attn-opt", "reduction=1e-9"], "attnzoo train: error: SqueezeExcite: reduction=1e-09: expected a number ≥ 1"),
+    (["compare", "--variants", "triplet:kernel_size=4"], "attnzoo compare: error: TripletAttention: kernel_size=4: expected an odd integer ≥ 1"),
+    (["train", "--conv", "splat", "--model", "resnet50", "--conv-opt", "radix=0"], "attnzoo train: error: SplitAttentionConv: radix=0: expected an integer ≥ 1"),
 ])
 def test_user_errors_are_one_line_with_exit_code_2(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as e:
@@ -57,6 +67,19 @@ def test_unwritable_output_is_refused_before_any_work(argv, capsys, tmp_path):
         main([*argv, "--out", str(blocker / "out")])
     assert e.value.code == 2
     assert capsys.readouterr().err.startswith(f"attnzoo {argv[0]}: error: cannot write to {blocker / 'out'}")
+
+
+@pytest.mark.parametrize("argv", [["preview-data"], ["eval", "CHECKPOINT"], ["export", "--model", "cifar_resnet8"]])
+@pytest.mark.parametrize("where", ["under a file", "a folder"])
+def test_a_file_output_under_a_file_or_at_a_folder_is_one_line(argv, where, capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out, reason = (blocker / "out.x", f"{blocker} is a file, not a folder") if where == "under a file" else (tmp_path, "it is a folder; expected a file name")
+    argv = [str(tmp_path / "missing.safetensors") if a == "CHECKPOINT" else a for a in argv]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out", str(out)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == f"attnzoo {argv[0]}: error: cannot write to {out if where == 'a folder' else blocker}: {reason}\n"
 
 
 @pytest.mark.parametrize("command", ["train", "compare"])

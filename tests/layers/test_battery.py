@@ -183,7 +183,7 @@ def test_act_and_gate_layers_are_construction_time_choices(name):
     x = torch.randn(2, C, 6, 5)
     with torch.no_grad():
         assert not torch.allclose(default(x), other(x)), f"{name}: {swapped} changed nothing"
-    with pytest.raises(ValueError, match=r"unknown activation 'nope'; valid names: .*hard_sigmoid.*sigmoid"):
+    with pytest.raises(ValueError, match=r"='nope': expected an activation name \(.*hard_sigmoid.*sigmoid"):
         build(name, C, **{next(iter(options)): "nope"})
 
 

@@ -78,7 +78,7 @@ def test_channel_pooling_ablation(pools):
     fc1, _, fc2 = m.mlp
     gate = torch.sigmoid(F.linear(torch.relu(F.linear(desc, fc1.weight.flatten(1), fc1.bias)), fc2.weight.flatten(1), fc2.bias))
     torch.testing.assert_close(m(x), x * gate[:, :, None, None])
-    with pytest.raises(ValueError, match="pools must be one of avg\\+max, avg, max"):
+    with pytest.raises(ValueError, match="CBAMChannel: pools='mean': expected one of avg\\+max, avg, max"):
         CBAMChannel(16, pools="mean")
 
 

@@ -53,7 +53,7 @@ def test_local_local_is_per_pixel():
 
 
 def test_bad_branches_option():
-    with pytest.raises(ValueError, match="branches must be one of"):
+    with pytest.raises(ValueError, match="MSCAM: branches='local_global': expected one of global_global, global_local, local_local"):
         MSCAM(16, branches="local_global")
 
 

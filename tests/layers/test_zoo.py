@@ -175,7 +175,7 @@ def test_sge_groups_hold_at_least_four_channels_by_default(channels, groups):
 
 
 def test_sge_bad_groups_are_named():
-    with pytest.raises(ValueError, match="groups and min_group_channels must be ≥ 1"):
+    with pytest.raises(ValueError, match="SpatialGroupEnhance: min_group_channels=0: expected an integer ≥ 1"):
         SpatialGroupEnhance(16, min_group_channels=0)
 
 

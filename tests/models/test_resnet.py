@@ -169,4 +169,4 @@ def test_lambda_resnets_are_finite_in_eval_mode_at_init_and_after_a_train_pass(b
         assert torch.isfinite(model(torch.randn(2, 3, 96, 96))).all()
         model.train()(torch.randn(2, 3, 96, 96))
         assert torch.isfinite(model.eval()(torch.randn(2, 3, 96, 96))).all()
-    assert all(float(b.bn3.weight.abs().max()) == 0 for b in model.layer1)
+    assert all(float(b.bn3.weight.detach().abs().max()) == 0 for b in model.layer1)

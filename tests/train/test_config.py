@@ -1,6 +1,7 @@
 """TrainConfig: a ModelSpec and four parts, stored flat."""
 
 import json
+import re
 
 import pytest
 
@@ -83,3 +84,21 @@ def test_an_old_ecam_checkpoint_loads_into_the_form_it_was_trained_in():
         TrainConfig.of(attn="ecam").spec().build(10).load_state_dict(trained)
     with pytest.raises(ValueError, match="unknown checkpoint format 'attnzoo-checkpoint-v9'"):
         TrainConfig.from_checkpoint({}, "attnzoo-checkpoint-v9")
+
+
+def test_every_numeric_or_named_field_declares_what_it_may_be():
+    undeclared = [f.name for _, f in TrainConfig.fields()
+                  if f.type in ("int", "float", "Optional[int]", "Optional[float]") and not (f.metadata["rule"] or f.metadata["choices"])]
+    assert undeclared == []
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("lr", float("inf"), "a number > 0"), ("momentum", float("nan"), "a number in [0, 1)"), ("weight_decay", -1.0, "a number ≥ 0"),
+    ("warmup_epochs", -1.0, "a number ≥ 0"), ("seed", -1, "an integer ≥ 0"), ("data_seed", -1, "an integer ≥ 0"),
+    ("epochs", 0, "an integer ≥ 1"), ("label_smoothing", 1.0, "a number in [0, 1)"), ("schedule", "step", "one of cosine, onecycle"),
+    ("train_size", 0, "an integer ≥ 1"), ("freeze_stages", -1, "an integer ≥ 0"),
+])
+def test_a_config_built_in_python_is_checked_by_the_same_rules(name, value, expected):
+    with pytest.raises(ValueError, match=rf"^{name}={re.escape(repr(value))}: expected {re.escape(expected)}$"):
+        TrainConfig.of(**{name: value}).validate()
+    TrainConfig.of().validate()  # the defaults pass their own rules

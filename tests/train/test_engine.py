@@ -57,7 +57,7 @@ def test_variant_names():
 
 
 def test_bad_config_values():
-    with pytest.raises(ValueError, match="schedule must be"):
+    with pytest.raises(ValueError, match=r"^schedule='step': expected one of cosine, onecycle$"):
         train(TrainConfig.of(schedule="step"))
     with pytest.raises(ValueError, match="unknown training options: colour"):
         TrainConfig.from_dict({"colour": 1})

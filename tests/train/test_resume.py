@@ -288,3 +288,44 @@ def test_fault_walkthrough_ends_where_an_uninterrupted_run_ends(tmp_path):
     ref, got = _final_weights(tmp_path / "ref"), _final_weights(out)
     assert [k for k in ref if not torch.equal(ref[k], got[k])] == []
     assert [json.loads(l)["epoch"] for l in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_full_disk_is_one_line_and_leaves_a_resumable_run(tmp_path, monkeypatch, capsys):
+    """ENOSPC while epoch 2's checkpoint is written: one line naming the file, exit 1, no part of
+    the epoch-2 files left, and --resume continues from epoch 1's checkpoint."""
+    import errno
+
+    from attnzoo.cli import main
+    from attnzoo.utils import io
+
+    real_replace = os.replace
+
+    def replace_with_a_full_disk(src, dst):
+        if os.path.basename(dst).startswith("epoch-0002"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", replace_with_a_full_disk)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--out", str(tmp_path), *ARGS, "--epochs", "2"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1
+    assert err.endswith(f"attnzoo train: error: {tmp_path / 'epoch-0002.safetensors'}: No space left on device\n"), err
+    assert sorted(p.name for p in tmp_path.glob("epoch-0002*")) == [] and not list(tmp_path.glob(".*.tmp"))
+
+    monkeypatch.setattr(io.os, "replace", real_replace)
+    assert main(["train", "--out", str(tmp_path), *ARGS, "--epochs", "2", "--resume"]) == 0
+    assert "resuming" in capsys.readouterr().err and (tmp_path / "epoch-0002.safetensors").is_file()
+
+
+@pytest.mark.parametrize("name", ["config.json", "summary.json"])
+def test_a_damaged_json_file_of_a_run_is_named(tmp_path, name, capsys):
+    from attnzoo.cli import main
+
+    assert main(["train", "--out", str(tmp_path), *ARGS, "--epochs", "1"]) == 0
+    (tmp_path / name).write_text('{"epochs": 1,')
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--out", str(tmp_path), *ARGS, "--epochs", "1", "--resume"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.endswith(f"error: {tmp_path / name}: not valid JSON (Expecting property name enclosed "
+                                            "in double quotes at line 1, column 14)\n")

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 from . import bench, compare, evaluate, export, inventory, preview, train, viz
 from ..experiments.compare import SweepFailed
+from ..utils.io import first_line
 from .common import Parser
 from .options import explicit_dests
 
@@ -37,3 +38,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.exit(2, f"attnzoo {args.command}: error: {e}\n")
     except SweepFailed as e:
         parser.exit(1, f"attnzoo {args.command}: error: {e}\n")
+    except OSError as e:  # a full disk, a folder that went read-only: the file and the reason, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        parser.exit(1, f"attnzoo {args.command}: error: {where}{e.strerror or first_line(e)}\n")

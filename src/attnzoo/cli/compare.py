@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..utils.io import ensure_writable
-from .common import positive_int
+from .common import non_negative_int, positive_int
 from .options import add_train_arguments, config_from_args
 
 
@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
                    help="variants as NAME[@STAGES][:KEY=VALUE,...] joined with '+': plain, se, self_attn@3, cbam:variant=paper, "
                    "cbam:kernel_size=3, aff@3... (default: the preset's; plain is always added)")
     p.add_argument("--seeds", type=positive_int, default=None, help="seeds per variant (default: the preset's, 3)")
-    p.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (default 0): check a verdict on fresh seeds")
+    p.add_argument("--first-seed", type=non_negative_int, default=0, help="seeds run from this one (default 0): check a verdict on fresh seeds")
     p.add_argument("--jobs", type=positive_int, default=None, help="runs trained in parallel (default: one per core, 1 thread each)")
     p.add_argument("--out", default="runs/compare", help="output folder (default runs/compare)")
     p.add_argument("--from", dest="from_dirs", nargs="+", metavar="DIR", help="aggregate finished runs found under DIR... instead of training")

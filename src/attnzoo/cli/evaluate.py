@@ -6,17 +6,15 @@ import argparse
 import json
 import sys
 
-from ..utils.io import ensure_writable
+from ..utils.io import ensure_writable_file
 from .common import positive_int
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..train.evaluate import evaluate_checkpoint
 
     if args.out:
-        ensure_writable(Path(args.out).parent)
+        ensure_writable_file(args.out)
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root, batch_size=args.batch_size, device=args.device)
     if args.out:
         from ..train import atomic_write_json

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..utils.io import ensure_writable
+from ..utils.io import ensure_writable_file
 from .common import positive_int
 
 
@@ -25,7 +25,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         spec = ModelSpec(model=args.model, attn=args.attn, fusion=args.fusion).validate()
         model, name, shape = spec.build(args.num_classes), args.model, None
     out = Path(args.out or f"runs/export/model{SUFFIXES[args.format]}")
-    ensure_writable(out.parent)
+    ensure_writable_file(out)
     shape = input_shape_for(name, shape)
     export_model(model, shape, out, args.format)
     error = check_export(model, out, args.format, shape)

@@ -9,7 +9,7 @@ import typing
 from typing import Any, Sequence
 
 from ..models.spec import parse_options
-from .common import positive_int
+from .common import checked
 
 
 def _flag(f: dataclasses.Field) -> str:
@@ -44,7 +44,7 @@ def add_train_arguments(p: argparse.ArgumentParser, for_compare: bool = False) -
             g.add_argument(_flag(f), dest=f.name, action="store_false" if default else "store_true", help=meta["help"])
         else:
             kind = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Union else hint
-            g.add_argument(_flag(f), dest=f.name, default=default, type=positive_int if meta["positive"] else kind,
+            g.add_argument(_flag(f), dest=f.name, default=default, type=checked(kind, meta["rule"]),
                            choices=meta["choices"], metavar=meta["metavar"], help=_help(f, default))
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from ..utils.io import ensure_writable_file
 from .common import positive_int
 
 
 def cmd_preview_data(args: argparse.Namespace) -> int:
     from ..data.digits import save_preview
 
+    ensure_writable_file(args.out)
     save_preview(args.out, args.count)
     print(f"wrote {args.out}")
     return 0

@@ -7,13 +7,12 @@ the variant and plain are healthy.
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..utils.io import atomic_write_json, atomic_write_text, save_figure
+from ..utils.io import atomic_write_json, atomic_write_text, read_json, read_json_lines, save_figure
 from . import stats
 
 ALPHA = 0.05
@@ -22,7 +21,7 @@ ALPHA = 0.05
 def load_summaries(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
     summaries = []
     for d in run_dirs:
-        s = json.loads((Path(d) / "summary.json").read_text())
+        s = read_json(Path(d) / "summary.json")
         s["_dir"] = str(d)
         summaries.append(s)
     if not summaries:
@@ -289,8 +288,8 @@ def plot_gates(run_dirs: Sequence[Path], path: Path) -> bool:
         metrics = Path(d) / "metrics.jsonl"
         if not metrics.is_file():
             continue
-        history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        summary = json.loads((Path(d) / "summary.json").read_text())
+        history = read_json_lines(metrics)
+        summary = read_json(Path(d) / "summary.json")
         layers = sorted({k for h in history for k in h.get("gates", {})})
         for layer in layers:
             points = [(h["epoch"], h["gates"][layer]["mean"]) for h in history if layer in h.get("gates", {})]
@@ -373,7 +372,7 @@ def render_readme(text: str, results_root: Path) -> str:
     ``<!-- include:PATH -->`` block by that file (PATH relative to ``results_root``)."""
 
     def block(match: re.Match) -> str:
-        results = json.loads((results_root / match["name"] / "results.json").read_text())
+        results = read_json(results_root / match["name"] / "results.json")
         verdict = "".join(f"- {line}\n" for line in readme_verdicts(results["verdicts"]))
         return f"{match[1]}{readme_table(results)}\n{verdict}{match[4]}"
 

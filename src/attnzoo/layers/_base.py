@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from ..utils.constraints import Choice
 
 
 def hidden_width(channels: int, reduction: float, min_hidden: int) -> int:
@@ -138,8 +139,6 @@ class ConvReplacement(AttentionModule):
     def __init__(self, channels: int, out_channels: int | None, stride: int) -> None:
         super().__init__(channels)
         self.out_channels = out_channels or channels
-        if stride < 1:
-            raise ValueError(f"{type(self).__name__}: stride must be >= 1, got {stride}")
         self.stride = stride
 
 
@@ -150,12 +149,10 @@ class AttentionConv(ConvReplacement):
 
     includes_norm = False
 
+    option_rules = {"stride": Choice((1, 2))}
+
     def __init__(self, channels: int, out_channels: int | None, stride: int, heads: int) -> None:
         super().__init__(channels, out_channels, stride)
-        if stride not in (1, 2):
-            raise ValueError(f"{type(self).__name__}: stride must be 1 or 2, got {stride}")
-        if heads < 1:
-            raise ValueError(f"{type(self).__name__}: heads must be >= 1, got {heads}")
         self.heads = divisible_groups(self.out_channels, self.out_channels, heads)
         self.pool = nn.AvgPool2d(2, 2, ceil_mode=True) if stride == 2 else nn.Identity()
 

@@ -34,6 +34,8 @@ class AFF(FusionModule):
     Reference: Dai et al., "Attentional Feature Fusion", WACV 2021, arXiv:2009.14082, Eq. (4).
     """
 
+    option_rules = MSCAM.option_rules
+
     def __init__(
         self, channels: int, reduction: float = 4, min_hidden: int = 8, branches: str = "global_local", scale: float = 1.0
     ) -> None:
@@ -67,6 +69,8 @@ class IAFF(FusionModule):
     global branch in the second pass, so ``global_att2`` is never used (open-aff issue #31);
     here ``M2`` is a complete second MS-CAM, as in the MXNet code behind the paper.
     """
+
+    option_rules = MSCAM.option_rules
 
     def __init__(
         self, channels: int, reduction: float = 4, min_hidden: int = 8, branches: str = "global_local", scale: float = 1.0

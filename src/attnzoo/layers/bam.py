@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..utils.constraints import Choice
 from ._base import AttentionModule, hidden_width
 from .registry import register_attn
 
@@ -34,11 +35,11 @@ class BAM(AttentionModule):
 
     placement = "stage"
 
+    option_rules = {"combine": Choice(("sum", "product"))}
+
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, dilation: int = 4, combine: str = "sum",
                  final_norm: bool = True) -> None:
         super().__init__(channels)
-        if combine not in ("sum", "product"):
-            raise ValueError(f"BAM: combine must be 'sum' or 'product', got {combine!r}")
         hidden = hidden_width(channels, reduction, min_hidden)
         self.combine = combine
         self.channel = nn.Sequential(

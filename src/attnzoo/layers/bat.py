@@ -49,8 +49,6 @@ class BilinearAttentionalTransform(AttentionModule):
 
     def __init__(self, channels: int, block_size: int = 7, groups: int = 2, reduction: float = 4, round_to: int = 8, drop_rate: float = 0.2) -> None:
         super().__init__(channels)
-        if block_size < 1 or groups < 1:
-            raise ValueError(f"BilinearAttentionalTransform: block_size and groups must be >= 1, got {block_size}, {groups}")
         hidden = rounded_width(channels, reduction, round_to)
         if hidden % groups:
             raise ValueError(f"BilinearAttentionalTransform: hidden width {hidden} is not divisible by groups={groups}")

@@ -80,8 +80,6 @@ class BottleneckAttention(AttentionConv):
                  feat_size: int = 16, max_attn_elements: int = DEFAULT_MAX_ATTN_ELEMENTS) -> None:
         super().__init__(channels, out_channels, stride, heads)
         heads = self.heads
-        if feat_size < 1:
-            raise ValueError(f"BottleneckAttention: feat_size must be >= 1, got {feat_size}")
         self.heads, self.feat_size, self.max_attn_elements = heads, feat_size, max_attn_elements
         self.head_dim = self.out_channels // heads
         self.qkv = nn.Conv2d(channels, 3 * self.out_channels, 1, bias=False)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .. import ops
+from ..utils.constraints import Choice
 from ._base import AttentionModule, Gates, GateModule, hidden_width, pointwise
 from .activations import ActLayer, create_act
 from .registry import register_attn
@@ -38,11 +39,11 @@ class CBAMChannel(GateModule):
     gate; here the pools are global.
     """
 
+    option_rules = {"pools": Choice(POOLS)}
+
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True, pools: str = "avg+max",
                  act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
-        if pools not in POOLS:
-            raise ValueError(f"CBAMChannel: pools must be one of {', '.join(POOLS)}, got {pools!r}")
         self.pools = pools
         hidden = hidden_width(channels, reduction, min_hidden)
         self.mlp = nn.Sequential(
@@ -96,13 +97,11 @@ class CBAMSpatial(GateModule):
     Reference: Woo et al., ECCV 2018, arXiv:1807.06521 (Sec. 3, Fig. 2).
     """
 
+    option_rules = {"variant": Choice(VARIANTS)}
+
     def __init__(self, channels: int, kernel_size: int = 7, variant: str = "official", gate_layer: ActLayer = "sigmoid",
                  norm_momentum: float = 0.1) -> None:
         super().__init__(channels)
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"CBAMSpatial: kernel_size must be a positive odd int, got {kernel_size}")
-        if variant not in VARIANTS:
-            raise ValueError(f"CBAMSpatial: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         self.variant = variant
         with_bn = variant != "paper"
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=not with_bn)
@@ -141,6 +140,8 @@ class CBAM(GateModule):
     Reference: Woo et al., "CBAM", ECCV 2018, arXiv:1807.06521. In a ResNet it sits on the
     residual branch after the last BN, before the identity is added (paper Fig. 3).
     """
+
+    option_rules = {**CBAMChannel.option_rules, **CBAMSpatial.option_rules}
 
     def __init__(
         self,
@@ -194,8 +195,6 @@ class LightCBAM(AttentionModule):
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = False, kernel_size: int = 7,
                  act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"LightCBAM: kernel_size must be a positive odd int, got {kernel_size}")
         hidden = hidden_width(channels, reduction, min_hidden)
         self.channel = LightCBAMChannel(channels, hidden, bias, act_layer, gate_layer)
         self.spatial = LightCBAMSpatial(kernel_size, gate_layer)

@@ -35,8 +35,6 @@ class CrissCrossAttention(AttentionModule):
 
     def __init__(self, channels: int, reduction: float = 8, min_hidden: int = 1, recurrence: int = 2) -> None:
         super().__init__(channels)
-        if recurrence < 1:
-            raise ValueError(f"CrissCrossAttention: recurrence must be >= 1, got {recurrence}")
         hidden = hidden_width(channels, reduction, min_hidden)
         self.recurrence = recurrence
         self.query = nn.Conv2d(channels, hidden, 1)

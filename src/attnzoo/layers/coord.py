@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..utils.constraints import Choice
 from ._base import AttentionModule, divisible_groups, group_norm, hidden_width, rounded_width
 from .activations import ActLayer, create_act
 from .registry import register_attn
@@ -110,8 +111,6 @@ class StripAttention(AttentionModule):
 
     def __init__(self, channels: int, kernel_size: int = 3, bias: bool = False, use_conv: bool = True, gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"StripAttention: kernel_size must be a positive odd int, got {kernel_size}")
         k = kernel_size
         self.conv_h = nn.Conv2d(channels, channels, (k, 1), padding=(k // 2, 0), groups=channels, bias=bias) if use_conv else nn.Identity()
         self.conv_w = nn.Conv2d(channels, channels, (1, k), padding=(0, k // 2), groups=channels, bias=bias) if use_conv else nn.Identity()
@@ -145,12 +144,10 @@ class EfficientLocalAttention(AttentionModule):
     shapes do not broadcast), and some use ``groups=32`` in the conv instead of a depthwise one.
     """
 
+    option_rules = {"variant": Choice(("paper", "timm"))}
+
     def __init__(self, channels: int, kernel_size: int = 7, groups: int = 16, variant: str = "paper", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"EfficientLocalAttention: kernel_size must be a positive odd int, got {kernel_size}")
-        if variant not in ("paper", "timm"):
-            raise ValueError(f"EfficientLocalAttention: variant must be 'paper' or 'timm', got {variant!r}")
         self.variant = variant
         k, directions = kernel_size, 1 if variant == "paper" else 2
         norm_groups = divisible_groups(channels, channels, groups) if variant == "paper" else 1

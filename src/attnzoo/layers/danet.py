@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..utils.constraints import Choice
 from ._base import AttentionModule, hidden_width
 from .registry import register_attn
 from .self_attn import DEFAULT_MAX_ATTN_ELEMENTS, SelfAttention2d
@@ -47,10 +48,10 @@ class DANetChannelAttention(AttentionModule):
     identity_at_init = True
     placement = "head"
 
+    option_rules = {"variant": Choice(CAM_VARIANTS)}
+
     def __init__(self, channels: int, variant: str = "paper") -> None:
         super().__init__(channels)
-        if variant not in CAM_VARIANTS:
-            raise ValueError(f"DANetChannelAttention: variant must be one of {', '.join(CAM_VARIANTS)}, got {variant!r}")
         self.variant = variant
         self.gate = nn.Softmax(dim=-1)
         self.beta = nn.Parameter(torch.zeros(1))
@@ -89,6 +90,8 @@ class DualAttention(AttentionModule):
 
     identity_at_init = True
     placement = "head"
+
+    option_rules = {"cam_variant": DANetChannelAttention.option_rules["variant"]}
 
     def __init__(self, channels: int, reduction: float = 4, min_hidden: int = 8, cam_variant: str = "paper",
                  max_attn_elements: int = DEFAULT_MAX_ATTN_ELEMENTS) -> None:

@@ -9,16 +9,21 @@ import torch
 from torch import nn
 
 from .. import ops
+from ..utils.constraints import Choice
 from ._base import Gates, GateModule, rounded_width
 from .activations import ActLayer, create_act
 from .registry import register_attn
 
 
 def _kernel_size(owner: str, channels: int, kernel_size: int | None, gamma: float, beta: float, min_kernel_size: int) -> int:
-    k = max(eca_kernel_size(channels, gamma, beta), min_kernel_size) if kernel_size is None else kernel_size
-    if not isinstance(k, int) or k < 1 or k % 2 == 0:
-        raise ValueError(f"{owner}: kernel_size must be a positive odd int, got {k!r}")
-    return k
+    if kernel_size is not None:
+        return kernel_size
+    # Taps beyond 2C + 1 only ever see the zero padding (a tiny γ would ask for billions of them).
+    span = abs((math.log2(channels) + beta) / gamma)
+    if span > 2 * channels + 1:
+        raise ValueError(f"{owner}: gamma={gamma:g}, beta={beta:g} make the adaptive kernel {span:.3g} taps wide at {channels} "
+                         f"channels; expected at most {2 * channels + 1} (or give kernel_size)")
+    return max(eca_kernel_size(channels, gamma, beta), min_kernel_size)
 
 
 def eca_kernel_size(channels: int, gamma: float = 2, beta: float = 1) -> int:
@@ -115,12 +120,12 @@ class ECAM(GateModule):
     (192 parameters at C = 256; 225 with ``bias=True``, as timm's). ``pools="avg+max"`` is not in timm.
     """
 
+    option_rules = {"pools": Choice(("avg", "avg+max"))}
+
     def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1,
                  min_kernel_size: int = 3, reduction: float = 8, round_to: int = 8, pools: str = "avg", bias: bool = False,
                  act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
-        if pools not in ("avg", "avg+max"):
-            raise ValueError(f"ECAM: pools must be 'avg' or 'avg+max', got {pools!r}")
         self.pools = pools
         self.kernel_size = k = _kernel_size("ECAM", channels, kernel_size, gamma, beta, min_kernel_size)
         hidden = rounded_width(channels, reduction, round_to, round_limit=0.9)  # timm's make_divisible, as its EcaModule

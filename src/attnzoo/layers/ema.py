@@ -32,8 +32,6 @@ class EfficientMultiScaleAttention(AttentionModule):
 
     def __init__(self, channels: int, groups: int = 8) -> None:
         super().__init__(channels)
-        if groups < 1:
-            raise ValueError(f"EfficientMultiScaleAttention: groups must be >= 1, got {groups}")
         self.groups = divisible_groups(channels, channels, groups)
         c = channels // self.groups
         self.conv1x1 = nn.Conv2d(c, c, 1)

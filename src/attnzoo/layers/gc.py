@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..utils.constraints import Choice
 from ._base import AttentionModule, hidden_width
 from .activations import ActLayer, create_act
 from .registry import register_attn
@@ -30,11 +31,11 @@ class GlobalContext(AttentionModule):
 
     identity_at_init = True  # its residual branch starts at exactly zero (retrofit inserts it as is)
 
+    option_rules = {"fuse": Choice(("add", "scale"))}
+
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, fuse: str = "add", ln_eps: float = 1e-5,
                  act_layer: ActLayer = "relu") -> None:
         super().__init__(channels)
-        if fuse not in ("add", "scale"):
-            raise ValueError(f"GlobalContext: fuse must be 'add' or 'scale', got {fuse!r}")
         self.fuse = fuse
         self.identity_at_init = fuse == "add"
         hidden = hidden_width(channels, reduction, min_hidden)

@@ -45,8 +45,8 @@ class GatherExcite(AttentionModule):
         feat_size: int | None = None,
     ) -> None:
         super().__init__(channels)
-        if extent < 0 or (extent > 1 and extra_params and extent & (extent - 1)):
-            raise ValueError(f"GatherExcite: extent must be 0 or a positive int (a power of 2 with extra_params), got {extent}")
+        if extent > 1 and extra_params and extent & (extent - 1):
+            raise ValueError(f"GatherExcite: extent={extent} with extra_params: expected a power of 2 (strided convs halve the map)")
         self.extent = extent
         self.feat_size = feat_size
         self.gather: nn.Module | None = None

@@ -42,8 +42,6 @@ class HaloAttention(AttentionConv):
                  block_size: int = 8, halo_size: int = 3) -> None:
         super().__init__(channels, out_channels, stride, heads)
         heads = self.heads
-        if block_size < 1 or halo_size < 0:
-            raise ValueError(f"HaloAttention: need block_size >= 1 and halo_size >= 0, got {block_size}, {halo_size}")
         self.heads, self.block_size, self.halo_size = heads, block_size, halo_size
         self.head_dim = self.out_channels // heads
         self.q = nn.Conv2d(channels, self.out_channels, 1, bias=False)

@@ -43,8 +43,6 @@ class LambdaLayer(AttentionConv):
                  key_dim: int = 16, radius: int = 23) -> None:
         super().__init__(channels, out_channels, stride, heads)
         heads = self.heads
-        if radius < 1 or radius % 2 == 0 or key_dim < 1:
-            raise ValueError(f"LambdaLayer: radius must be a positive odd int and key_dim >= 1, got {radius}, {key_dim}")
         self.heads, self.key_dim, self.value_dim = heads, key_dim, self.out_channels // heads
         self.qkv = nn.Conv2d(channels, heads * key_dim + key_dim + self.value_dim, 1, bias=False)
         self.norm_q = nn.BatchNorm2d(heads * key_dim)

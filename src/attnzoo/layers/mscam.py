@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..utils.constraints import Choice
 from ._base import AttentionModule, hidden_width
 from .registry import register_attn
 
@@ -63,10 +64,10 @@ class MSCAM(AttentionModule):
     arXiv:2009.14082 (Fig. 2, Table 2).
     """
 
+    option_rules = {"branches": Choice(tuple(sorted(_BRANCH_PAIRS)))}
+
     def __init__(self, channels: int, reduction: float = 4, min_hidden: int = 8, branches: str = "global_local") -> None:
         super().__init__(channels)
-        if branches not in _BRANCH_PAIRS:
-            raise ValueError(f"MSCAM: branches must be one of {sorted(_BRANCH_PAIRS)}, got {branches!r}")
         hidden = hidden_width(channels, reduction, min_hidden)
         self.branches_kind = branches
         self.branches = nn.ModuleDict(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..utils.constraints import Choice
 from ._base import AttentionModule
 from .registry import register_attn
 
@@ -66,10 +67,10 @@ class PolarizedSelfAttention(AttentionModule):
     Regression", 2021, arXiv:2107.00782 (Eq. 1-5, Fig. 2). Gates: ``channel.gate``, ``spatial.gate``.
     """
 
+    option_rules = {"layout": Choice(LAYOUTS)}
+
     def __init__(self, channels: int, layout: str = "parallel", hidden: int | None = None) -> None:
         super().__init__(channels)
-        if layout not in LAYOUTS:
-            raise ValueError(f"PolarizedSelfAttention: layout must be 'parallel' or 'sequential', got {layout!r}")
         self.layout = layout
         hidden = hidden or max(1, channels // 2)
         self.channel = PolarizedChannel(channels, hidden)

@@ -1,7 +1,8 @@
 """Name -> class registries for attention and fusion modules.
 
 Every module is built the same way, ``cls(channels, **options)``, so a model can take
-an attention block by name (``attn="cbam"``) and pass options through unchanged.
+an attention block by name (``attn="cbam"``) and pass options through unchanged. Registering a
+class makes its constructor check its options against their declared rules (``constraints.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Callable, TypeVar
 
 from torch import nn
+
+from .constraints import checked_init
 
 T = TypeVar("T", bound=type[nn.Module])
 
@@ -21,6 +24,9 @@ def _register(table: dict[str, type[nn.Module]], kind: str, name: str) -> Callab
     def decorator(cls: T) -> T:
         if name in table:
             raise ValueError(f"{kind} {name!r} is already registered to {table[name].__name__}")
+        if "_options_checked" not in cls.__dict__:  # a class registered under two names is wrapped once
+            checked_init(cls)
+            cls._options_checked = True
         table[name] = cls
         return cls
 

@@ -43,8 +43,6 @@ class SqueezeExcite(GateModule):
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True, round_to: int | None = None,
                  act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid", hidden: int | None = None) -> None:
         super().__init__(channels)
-        if hidden is not None and (not isinstance(hidden, int) or hidden < 1):
-            raise ValueError(f"SqueezeExcite: hidden must be a positive int, got {hidden!r}")
         if hidden is None:
             hidden = hidden_width(channels, reduction, min_hidden) if round_to is None else rounded_width(channels, reduction, round_to)
         self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)

@@ -38,8 +38,6 @@ class SpatialGroupEnhance(AttentionModule):
 
     def __init__(self, channels: int, groups: int = 64, min_group_channels: int = 4) -> None:
         super().__init__(channels)
-        if groups < 1 or min_group_channels < 1:
-            raise ValueError(f"SpatialGroupEnhance: groups and min_group_channels must be ≥ 1, got {groups} and {min_group_channels}")
         self.groups = divisible_groups(channels, channels, min(groups, max(1, channels // min_group_channels)))
         self.weight = nn.Parameter(torch.zeros(1, self.groups, 1, 1))
         self.bias = nn.Parameter(torch.ones(1, self.groups, 1, 1))

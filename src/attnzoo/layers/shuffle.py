@@ -30,8 +30,6 @@ class ShuffleAttention(AttentionModule):
 
     def __init__(self, channels: int, groups: int = 64) -> None:
         super().__init__(channels)
-        if groups < 1:
-            raise ValueError(f"ShuffleAttention: groups must be >= 1, got {groups}")
         even = [g for g in range(1, groups + 1) if channels % (2 * g) == 0]
         self.groups = max(even) if even else 1
         per_group = channels // self.groups

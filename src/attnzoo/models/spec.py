@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional
 
 from torch import nn
 
+from ..layers.constraints import check_module_options
 from ..layers.registry import get_attn_class, get_conv_class, get_fusion_class, list_attn, list_conv, list_fusion
 from ..utils.options import option
 from .registry import create_model, get_model_factory
@@ -127,7 +128,7 @@ class ModelSpec:
                 setattr(self, name, tuple(sorted(set(int(s) for s in stages))))
 
     def validate(self) -> "ModelSpec":
-        """Check names and option keys before anything is built or trained; returns self."""
+        """Check names, option keys and option values before anything is built or trained; returns self."""
         factory = get_model_factory(self.model)
         for part in _PARTS:
             name, options = getattr(self, part), getattr(self, f"{part}_options")
@@ -136,6 +137,7 @@ class ModelSpec:
                     raise ValueError(f"{part} options {options} given without --{part}")
                 continue
             check_options(_CLASS_OF[part](name), options, f"{part} {name!r}", skip=("channels",))
+            check_module_options(_CLASS_OF[part](name), options)
         check_options(factory, self.model_options, f"model {self.model!r}", skip=_SET_BY_SPEC)
         return self
 

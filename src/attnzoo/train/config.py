@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from ..models.spec import ModelSpec
+from ..utils.constraints import Choice, Integer, Number
 from ..utils.options import option
 
 CHECKPOINT_FORMAT = "attnzoo-checkpoint-v3"
@@ -34,32 +35,37 @@ UPGRADES: list[tuple[str, tuple[str, ...], str, Any]] = [
 FORMATS = ("attnzoo-checkpoint-v1", "attnzoo-checkpoint-v2", CHECKPOINT_FORMAT)
 LR_PER_32 = 0.05  # the recipe's peak learning rate at batch size 32
 
+COUNT, NON_NEGATIVE = Integer(minimum=1), Integer(minimum=0)
+FRACTION = Number(minimum=0, maximum=1, closed_max=False)
+
 
 @dataclass
 class DataConfig:
     dataset: str = option("digits", "digits (embedded), fashion-mnist, mnist, cifar10, cifar100 or imagefolder", "data")
     data_root: Optional[str] = option(None, "folder of the dataset's files (fashion-mnist: default /usr/share/datasets/fashion-mnist, "
                                       "apt-get install dataset-fashion-mnist)", "data")
-    image_size: int = option(64, "imagefolder: side of the resized, centre-cropped images", "data", positive=True)
+    image_size: int = option(64, "imagefolder: side of the resized, centre-cropped images", "data", rule=COUNT)
     train_size: Optional[int] = option(None, "digits: training images to generate (default 5000); fashion-mnist, mnist: "
-                                       "a random subset of the 60,000", "data", positive=True)
+                                       "a random subset of the 60,000", "data", rule=COUNT)
     test_size: Optional[int] = option(None, "digits: test images to generate (default 2000); fashion-mnist, mnist: a subset "
-                                      "of the 10,000", "data", positive=True)
-    data_seed: int = option(0, "digits: the dataset's own seed; fashion-mnist, mnist: which subset; fixed across training seeds", "data")
+                                      "of the 10,000", "data", rule=COUNT)
+    data_seed: int = option(0, "digits: the dataset's own seed; fashion-mnist, mnist: which subset; fixed across training seeds", "data",
+                            rule=NON_NEGATIVE)
     augment: bool = option(True, "no random crop / flip", "data", flag="--no-augment")
     allow_empty_classes: bool = option(False, "imagefolder: warn about class folders without images instead of refusing", "data")
 
 
 @dataclass
 class OptimConfig:
-    epochs: int = option(8, "epochs", "optimisation", positive=True)
-    batch_size: int = option(32, "global batch size, split across torchrun ranks", "optimisation", positive=True)
-    lr: Optional[float] = option(None, "peak learning rate of SGD with momentum (default 0.05 × batch size / 32)", "optimisation")
-    momentum: float = option(0.9, "SGD momentum", "optimisation")
-    weight_decay: float = option(5e-4, "on conv/linear weights only (not BN, biases)", "optimisation")
+    epochs: int = option(8, "epochs", "optimisation", rule=COUNT)
+    batch_size: int = option(32, "global batch size, split across torchrun ranks", "optimisation", rule=COUNT)
+    lr: Optional[float] = option(None, "peak learning rate of SGD with momentum (default 0.05 × batch size / 32)", "optimisation",
+                                 rule=Number(minimum=0, closed_min=False))
+    momentum: float = option(0.9, "SGD momentum", "optimisation", rule=FRACTION)
+    weight_decay: float = option(5e-4, "on conv/linear weights only (not BN, biases)", "optimisation", rule=Number(minimum=0))
     schedule: str = option("cosine", "learning-rate schedule after the warm-up", "optimisation", choices=("cosine", "onecycle"))
-    warmup_epochs: float = option(1.0, "linear warm-up", "optimisation")
-    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy", "optimisation")
+    warmup_epochs: float = option(1.0, "linear warm-up", "optimisation", rule=Number(minimum=0))
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy", "optimisation", rule=FRACTION)
 
     @property
     def peak_lr(self) -> float:
@@ -76,8 +82,8 @@ class FinetuneConfig:
                                       "fine-tuning a pretrained network", metavar="CHECKPOINT")
     init_source: str = option("auto", "key layout of --init-from: auto, attnzoo, torchvision, timm, cbam-authors", "fine-tuning a pretrained network")
     backbone_lr_scale: float = option(0.1, "learning rate of the pretrained parameters relative to the new modules and head",
-                                      "fine-tuning a pretrained network")
-    freeze_stages: int = option(0, "freeze the stem and the first N stages", "fine-tuning a pretrained network")
+                                      "fine-tuning a pretrained network", rule=Number(minimum=0))
+    freeze_stages: int = option(0, "freeze the stem and the first N stages", "fine-tuning a pretrained network", rule=NON_NEGATIVE)
 
 
 @dataclass
@@ -88,12 +94,12 @@ class ExecutionConfig:
     compile: bool = option(False, "torch.compile the model", "execution")
     sync_bn: bool = option(False, "SyncBatchNorm across torchrun ranks (CUDA only)", "execution")
     device: str = option("auto", "auto, cpu, cuda, cuda:1, mps", "execution")
-    threads: Optional[int] = option(None, "torch CPU threads (compare: one per run, one run per core)", "execution", positive=True)
-    seed: int = option(0, "seed of the model's initialisation, data order and augmentation", "execution", compare=False)
+    threads: Optional[int] = option(None, "torch CPU threads (compare: one per run, one run per core)", "execution", rule=COUNT)
+    seed: int = option(0, "seed of the model's initialisation, data order and augmentation", "execution", compare=False, rule=NON_NEGATIVE)
     deterministic: bool = option(False, "torch.use_deterministic_algorithms", "execution")
-    eval_batch_size: int = option(512, "evaluation batch size", "execution", positive=True)
+    eval_batch_size: int = option(512, "evaluation batch size", "execution", rule=COUNT)
     eval_subset: Optional[int] = option(1000, "test images scored after each epoch but the last (the last: all of them); "
-                                        "0 scores all every epoch", "execution")
+                                        "0 scores all every epoch", "execution", rule=NON_NEGATIVE)
     out: str = option("runs/train", "run folder", "execution", compare=False)
     resume: bool = option(False, "continue the run in --out from its newest verified checkpoint, with the run's own config "
                           "(only --epochs may grow; execution flags such as --threads may change)", "execution", compare=False)
@@ -172,17 +178,10 @@ class TrainConfig:
         return cls.of(**data)
 
     def validate(self) -> None:
-        if self.optim.schedule not in ("cosine", "onecycle"):
-            raise ValueError(f"schedule must be 'cosine' or 'onecycle', got {self.optim.schedule!r}")
-        if self.optim.lr is not None and not self.optim.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.optim.lr}")
-        if self.optim.epochs < 1 or self.optim.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be positive, got {self.optim.epochs} and {self.optim.batch_size}")
-        if self.execution.amp_dtype not in (None, "bf16", "fp16"):
-            raise ValueError(f"amp_dtype must be 'bf16' or 'fp16', got {self.execution.amp_dtype!r}")
-        if not 0.0 <= self.finetune.backbone_lr_scale:
-            raise ValueError(f"backbone_lr_scale must be ≥ 0, got {self.finetune.backbone_lr_scale}")
-        if self.finetune.freeze_stages < 0:
-            raise ValueError(f"freeze_stages must be ≥ 0, got {self.finetune.freeze_stages}")
-        if not 0.0 <= self.optim.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.optim.label_smoothing}")
+        """Every field against its declared rule or choices (``None`` passes where it is the default)."""
+        for part, f in self.fields():
+            value, rule = getattr(getattr(self, part), f.name), f.metadata["rule"]
+            if f.metadata["choices"] and value is not None:
+                rule = Choice(f.metadata["choices"])
+            if rule is not None and not (value is None and f.default is None):
+                rule.check(f.name, value)

@@ -21,7 +21,7 @@ from torch.utils.data import DistributedSampler
 
 from .._version import __version__
 from ..data import TensorImageDataset, augment_defaults, load_dataset, random_crop_flip
-from ..utils.io import atomic_write_json, atomic_write_text, ensure_writable
+from ..utils.io import atomic_write_json, atomic_write_text, ensure_writable, read_json
 from ..utils import count_macs, count_params
 from ..utils.device import select_device
 from . import checkpoint as ckpt, run_folder
@@ -204,7 +204,7 @@ def resumed_config(out: Path, requested: TrainConfig) -> Optional[TrainConfig]:
     cfg = stored.replace(**{k: theirs[k] for k in RESUMABLE_FIELDS}, epochs=requested.optim.epochs)
     summary = out / "summary.json"
     if summary.is_file():
-        done = json.loads(summary.read_text())
+        done = read_json(summary)
         if done.get("status") == "finished" and done["config"]["epochs"] >= cfg.optim.epochs:
             print(f"{out} finished all {done['config']['epochs']} epochs already; nothing to do (pass more --epochs to extend it)", file=sys.stderr)
             return None
@@ -219,7 +219,7 @@ def stored_config(out: Path) -> Optional[TrainConfig]:
     """The config a run in ``out`` was started with: ``config.json``, or a checkpoint's metadata
     (runs written before config.json existed), read as its checkpoints' format meant it."""
     if (out / "config.json").is_file():
-        return TrainConfig.from_checkpoint(json.loads((out / "config.json").read_text()), _run_format(out))
+        return TrainConfig.from_checkpoint(read_json(out / "config.json"), _run_format(out))
     found = ckpt.find_resumable(out)
     if found is None:
         return None
@@ -337,6 +337,9 @@ def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Run:
         )
     if optim.batch_size % info.world_size:
         raise ValueError(f"batch size {optim.batch_size} is not divisible by the {info.world_size} ranks")
+    if ex.amp and ex.amp_dtype == "fp16" and device.type == "cpu" and info.is_main:
+        print("warning: --amp-dtype fp16 on a CPU: few CPU kernels run fp16, so autocast casts back and forth and a step "
+              "can take many times fp32's; bf16 is the CPU's autocast dtype (the default there)", file=sys.stderr)
     loading = dict(progress=info.is_main and ex.progress, allow_empty_classes=data.allow_empty_classes)
     train_ds = load_dataset(data.dataset, "train", data.data_root, data.image_size, data.train_size, data.data_seed, **loading)
     test_ds = load_dataset(data.dataset, "test", data.data_root, data.image_size, data.test_size, data.data_seed, **loading)
@@ -518,7 +521,7 @@ def _train_locked(cfg: TrainConfig, device: torch.device, info: DistInfo) -> dic
     if cfg.execution.resume:
         cfg = resumed_config(out, cfg)
         if cfg is None:  # finished: nothing to do, nothing rewritten
-            return json.loads((out / "summary.json").read_text())
+            return read_json(out / "summary.json")
     run = _set_up(cfg, device, info)
     state = _restore(run) if cfg.execution.resume else TrainState()
     aside = run_folder.set_aside(out) if replacing and info.is_main else None  # the new run could start: the old one steps aside

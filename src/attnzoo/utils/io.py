@@ -62,6 +62,9 @@ def ensure_writable(directory: str | Path) -> Path:
     """Create ``directory`` if needed and prove it writable, before any work is done: a
     ValueError naming the folder and the reason otherwise."""
     directory = Path(directory)
+    blocker = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(f"cannot write to {directory}: {blocker} is a file, not a folder")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=directory, prefix=".write-test.")
@@ -70,6 +73,43 @@ def ensure_writable(directory: str | Path) -> Path:
     except OSError as e:
         raise ValueError(f"cannot write to {directory}: {e.strerror or e}") from None
     return directory
+
+
+def ensure_writable_file(path: str | Path) -> Path:
+    """``path`` as a file to be written: its folder created and proved writable, and not itself a
+    folder — a ValueError naming it otherwise, before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"cannot write to {path}: it is a folder; expected a file name")
+    ensure_writable(path.parent)
+    return path
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value in file ``path``; a ValueError naming the file and where it stopped parsing
+    (a hand-edited config.json, a summary.json cut short by a full disk) instead of a traceback."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot be read ({getattr(e, 'strerror', None) or first_line(e)})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+
+
+def read_json_lines(path: str | Path) -> list[Any]:
+    """Each non-empty line of ``path`` as JSON (metrics.jsonl), errors naming the file and the line."""
+    path = Path(path)
+    values = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                values.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: line {number} is not valid JSON ({e.msg})") from None
+    return values
 
 
 def first_line(error: BaseException) -> str:

@@ -14,6 +14,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..utils.io import read_json
+
 
 def box_mask(boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(N, H, W) boolean masks of boxes ``(x0, y0, x1, y1)`` (pixel units, end exclusive)."""
@@ -78,7 +80,7 @@ def add_localisation(results: dict[str, Any], run_dirs: Sequence[Path], images: 
         return
     by_variant: dict[str, Path] = {}
     for d in sorted(run_dirs):
-        summary = json.loads((Path(d) / "summary.json").read_text())
+        summary = read_json(Path(d) / "summary.json")
         if summary["variant"] not in by_variant or summary["seed"] == 0:
             by_variant[summary["variant"]] = Path(d)
     for row in results["rows"]:
