@@ -250,3 +250,17 @@ def test_timm_forms_have_timms_widths():
     coord = SOURCES["timm"].module_options["coord"]
     assert [attnzoo.create_attn("coord", c, **coord).conv1.out_channels for c in (256, 512, 1024, 2048)] == [8, 24, 40, 88]
     assert [attnzoo.create_attn("ecam", c, bias=True).conv1.out_channels for c in (72, 80, 144, 216, 256)] == [16, 16, 24, 32, 32]
+
+
+def test_timm_widths_at_unusual_channel_counts():
+    """Hidden widths and counts of timm 1.0.31's NonLocalAttn, GlobalContext and BatNonLocalAttn
+    (read from timm in the peer venv) at the widths where attnzoo's differed before."""
+    opts = SOURCES["timm"].module_options
+    nonlocal_widths = [attnzoo.create_attn("nonlocal", c, **opts["nonlocal"]).theta.out_channels for c in (16, 32, 72, 80, 144)]
+    assert nonlocal_widths == [8, 8, 16, 16, 24]
+    assert [attnzoo.create_attn("gca", c, **opts["gc"]).fc1.out_channels for c in (12, 20, 100)] == [2, 3, 13]
+    bat = [attnzoo.create_attn("bat", c) for c in (36, 72, 108)]
+    assert [m.reduce[0].out_channels for m in bat] == [16, 24, 32]
+    assert [sum(p.numel() for p in m.parameters()) for m in bat] == [4520, 7264, 11288]
+    # The defaults that are not timm's stay the papers' (documented): C // r.
+    assert attnzoo.create_attn("gca", 100).fc1.out_channels == 12 and attnzoo.create_attn("nonlocal", 72, reduction=8).theta.out_channels == 9

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import AttentionModule, hidden_width
+from ._base import AttentionModule, hidden_width, rounded_width
 from .registry import register_attn
 from .self_attn import DEFAULT_MAX_ATTN_ELEMENTS, _attend, _check_attention_size
 
@@ -17,7 +17,9 @@ class NonLocal2d(AttentionModule):
     """Non-local block, embedded Gaussian: a residual self-attention with a BN whose weight starts at 0.
 
     ``f = softmax(θ(x)ᵀ φ(x))`` over keys, ``z = x + BN(W_z(g(x) fᵀ))``; ``θ, φ, g: C → d``
-    (1×1 convs), ``W_z: d → C``, ``d = max(min_hidden, C // reduction)``. The BN weight and
+    (1×1 convs), ``W_z: d → C``, ``d = max(min_hidden, C // reduction)`` (with ``round_to``: timm's
+    ``make_divisible(C / reduction, round_to)``, which moves up a multiple where rounding lost over
+    10%). The BN weight and
     bias start at 0 so the block starts as the identity.
 
     Args:
@@ -27,7 +29,9 @@ class NonLocal2d(AttentionModule):
             divides the attention matrix by about 4.
         max_attn_elements: cap on query × key positions per image (default 2**24).
         scale_logits: multiply the logits by ``C^-½`` (default False, the paper; timm's
-            ``NonLocalAttn`` does, with ``reduction=8`` and ``subsample=False``).
+            ``NonLocalAttn`` does, with ``reduction=8, round_to=8`` and ``subsample=False``).
+        round_to: round ``d`` as timm does (default None: ``C // reduction``; timm's 8 gives 8
+            where ``C // 8`` gives 2 at C = 16, 16 for 9 at C = 72).
 
     Reference: Wang, Girshick, Gupta, He. "Non-local Neural Networks", CVPR 2018,
     arXiv:1711.07971 (Fig. 2, Sec. 4.1).
@@ -43,9 +47,10 @@ class NonLocal2d(AttentionModule):
         subsample: bool = True,
         max_attn_elements: int = DEFAULT_MAX_ATTN_ELEMENTS,
         scale_logits: bool = False,
+        round_to: int | None = None,
     ) -> None:
         super().__init__(channels)
-        hidden = hidden_width(channels, reduction, min_hidden)
+        hidden = hidden_width(channels, reduction, min_hidden) if round_to is None else rounded_width(channels, reduction, round_to, 0.9)
         self.subsample = subsample
         self.max_attn_elements = max_attn_elements
         self.logit_scale = channels**-0.5 if scale_logits else 1.0
