@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..utils.io import save_figure
 from .capture import AttentionRecord
 
 
@@ -24,11 +24,7 @@ def _plt():
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    _plt().close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=100)
     return path
 
 
@@ -46,8 +42,9 @@ def _overlay(ax, image: np.ndarray, heat: np.ndarray, title: str, vmin=None, vma
 
 def _grid(n: int, cols: int = 4):
     plt = _plt()
+    cols = max(1, min(cols, n))  # a short row is not padded with empty panels
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False, layout="constrained")
     for ax in axes.flat[n:]:
         ax.axis("off")
     return fig, axes.flat
@@ -82,7 +79,7 @@ def channel_figure(records: Sequence[AttentionRecord], path: Path, title: str = 
     if not chans:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(len(chans), 1, figsize=(10, 1.9 * len(chans)), squeeze=False)
+    fig, axes = plt.subplots(len(chans), 1, figsize=(10, 1.9 * len(chans)), squeeze=False, layout="constrained")
     for ax, rec in zip(axes[:, 0], chans):
         w = rec.channel[0].float().numpy()
         ax.bar(np.arange(len(w)), w, width=1.0, color="tab:blue")
@@ -93,7 +90,6 @@ def channel_figure(records: Sequence[AttentionRecord], path: Path, title: str = 
         ax.set_title(f"{rec.name} — {rec.module} {source}, {len(w)} channels (mean {w.mean():.2f}, min {w.min():.2f}, max {w.max():.2f})", fontsize=8)
     axes[-1, 0].set_xlabel("channel")
     fig.suptitle(title or "Channel attention weights", fontsize=10)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -103,7 +99,7 @@ def fusion_figure(image: np.ndarray, records: Sequence[AttentionRecord], path: P
     if not full:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(len(full), 1 + channels, figsize=(3.0 * (1 + channels), 2.9 * len(full)), squeeze=False)
+    fig, axes = plt.subplots(len(full), 1 + channels, figsize=(3.0 * (1 + channels), 2.9 * len(full)), squeeze=False, layout="constrained")
     size = image.shape[:2]
     for row, rec in zip(axes, full):
         m = rec.tensor[0]
@@ -123,7 +119,7 @@ def self_attention_figure(image: np.ndarray, records: Sequence[AttentionRecord],
     if not rows:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(len(rows), queries, figsize=(3.0 * queries, 3.0 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), queries, figsize=(3.0 * queries, 3.0 * len(rows)), squeeze=False, layout="constrained")
     size = image.shape[:2]
     for ax_row, rec in zip(axes, rows):
         h, w = rec.input_size
@@ -156,7 +152,7 @@ def regions_figure(image: np.ndarray, records: Sequence[AttentionRecord], path: 
     if not regions:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(regions), figsize=(2.6 * len(regions), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(regions), figsize=(2.6 * len(regions), 5), squeeze=False, layout="constrained")
     colours = plt.cm.tab10.colors
     for ax, rec in zip(axes[0], regions):
         ax.imshow(image)

@@ -83,7 +83,7 @@ def prepare_model(checkpoint: Optional[str], model_name: Optional[str], attn: Op
     name = model_name or "resnet50"
     torch.manual_seed(0)
     model = create_model(name, attn=attn if name != "hacnn" else None, fusion=fusion if name != "hacnn" else None).eval()
-    return model, default_input_size(name), IMAGENET_MEAN, IMAGENET_STD, f"{name} attn={attn} fusion={fusion} (untrained: random weights)"
+    return model, default_input_size(name), IMAGENET_MEAN, IMAGENET_STD, f"{name}{f' attn={attn}' if attn else ''}{f' fusion={fusion}' if fusion else ''} (untrained: random weights)"
 
 
 def gradcam_layer(model) -> Optional[str]:
