@@ -112,3 +112,21 @@ def test_the_op_layer_registers_its_ops():
     imports = import_graph()
     assert not {t for m in imports if m.startswith("attnzoo.ops") for t in imports[m] if not t.startswith("attnzoo.ops")}, \
         "ops/ is the bottom layer: it imports nothing else of attnzoo"
+
+
+def test_no_code_outside_models_names_a_backbones_parts():
+    # Freezing, Grad-CAM, localisation and input sizes ask the model's Layout (models/slots.py); a
+    # string such as "layer4" (or f"layer{i}") in code outside models/ would work for ResNets only.
+    part = re.compile(r"layer[1-4]|conv1|bn1|inception[1-3]")
+    found = []
+    for path in SRC.rglob("*.py"):
+        if path.relative_to(SRC).parts[0] == "models":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings and part.fullmatch(node.value):
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}")
+            if isinstance(node, ast.JoinedStr) and any(isinstance(v, ast.Constant) and str(v.value).endswith("layer") for v in node.values):
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}: an f-string naming layer{{i}}")
+    assert not found, "backbone part names outside models/: " + "; ".join(found)

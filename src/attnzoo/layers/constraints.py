@@ -20,7 +20,7 @@ from .activations import _LAYERS
 COUNT = Integer(minimum=1)
 ODD_SIZE = Integer(minimum=1, odd=True)  # a same-padded kernel: the map keeps its size
 ACTIVATION = Predicate(f"an activation name ({', '.join(sorted(_LAYERS))}), an nn.Module class or a factory",
-                       lambda v: v in _LAYERS if isinstance(v, str) else callable(v), refused=("nope", 3, None))
+                       lambda v: v in _LAYERS if isinstance(v, str) else callable(v), bad_values=("nope", 3, None))
 
 BY_NAME: dict[str, Rule] = {
     # Widths and counts.

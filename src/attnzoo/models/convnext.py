@@ -17,7 +17,7 @@ from torch import nn
 
 from .mobile import StochasticDepth
 from .registry import register_model
-from .slots import LayerSpec, block_factory, check_stages, refuse_retrofit
+from .slots import LayerSpec, Layout, block_factory, check_stages, refuse_retrofit
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -91,6 +91,10 @@ class ConvNeXt(nn.Module):
             if i < len(stages):
                 layers.append(nn.Sequential(LayerNorm2d(stage.dim, eps=1e-6), nn.Conv2d(stage.dim, stages[i].dim, 2, 2)))
         self.features = nn.Sequential(*layers)
+        # features: stem, stage 1, then (downsample, stage) for each later stage.
+        self.layout = Layout(stem=("features.0",), stages=(("features.1",), *((f"features.{2 * i}", f"features.{2 * i + 1}")
+                                                                              for i in range(1, len(stages)))),
+                             feature_layer=f"features.{len(layers) - 1}")
         self.num_features = stages[-1].dim
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(LayerNorm2d(self.num_features, eps=1e-6), nn.Flatten(1), nn.Linear(self.num_features, num_classes))

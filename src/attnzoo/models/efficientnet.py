@@ -17,7 +17,7 @@ from torch import nn
 from ..layers.se import SqueezeExcite
 from .mobile import ConvNormAct, StochasticDepth, init_mobile, make_divisible
 from .registry import register_model
-from .slots import LayerSpec, block_factory, refuse_retrofit
+from .slots import LayerSpec, Layout, block_factory, refuse_retrofit
 
 
 class Stage(NamedTuple):
@@ -94,6 +94,8 @@ class EfficientNet(nn.Module):
         self.num_features = 4 * stages[-1].out_channels
         layers.append(ConvNormAct(stages[-1].out_channels, self.num_features, 1, act_layer=nn.SiLU))
         self.features = nn.Sequential(*layers)
+        self.layout = Layout(stem=("features.0",), stages=tuple((f"features.{i}",) for i in range(1, len(stages) + 1)),
+                             feature_layer=f"features.{len(layers) - 1}")
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, num_classes))
         init_mobile(self, linear="uniform")

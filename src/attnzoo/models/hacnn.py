@@ -10,6 +10,7 @@ from torch import nn
 
 from ..layers.hacnn import REGION_SAMPLING, ConvBlock, HarmoniousAttention, crop_regions
 from .registry import register_model
+from .slots import Layout
 
 
 class InceptionA(nn.Module):
@@ -92,6 +93,8 @@ class HACNN(nn.Module):
         self.ha2 = HarmoniousAttention(c2, num_regions)
         self.inception3 = nn.Sequential(InceptionA(c2, c3), InceptionB(c3, c3))
         self.ha3 = HarmoniousAttention(c3, num_regions)
+        self.layout = Layout(stem=("conv",), stages=(("inception1",), ("inception2",), ("inception3",)), feature_layer="inception3",
+                             input_size=(160, 64))
         self.fc_global = nn.Sequential(nn.Linear(c3, feat_dim), nn.BatchNorm1d(feat_dim), nn.ReLU(inplace=True))
         self.classifier_global = nn.Linear(feat_dim, num_classes)
         self.local_conv1 = InceptionB(32, c1)

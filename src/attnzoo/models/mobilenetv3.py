@@ -20,7 +20,7 @@ from torch import nn
 from ..layers.se import SqueezeExcite
 from .mobile import ConvNormAct, init_mobile, make_divisible
 from .registry import register_model
-from .slots import LayerSpec, block_factory, refuse_retrofit
+from .slots import LayerSpec, Layout, block_factory, grouped_by_stride, refuse_retrofit
 
 _NORM = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
 
@@ -101,6 +101,8 @@ class MobileNetV3(nn.Module):
             channels = cfg.out
         layers.append(ConvNormAct(channels, 6 * channels, 1, norm_layer=_NORM, act_layer=nn.Hardswish))
         self.features = nn.Sequential(*layers)
+        self.layout = Layout(stem=("features.0",), stages=grouped_by_stride(1, [cfg.stride for cfg in config]),
+                             feature_layer=f"features.{len(layers) - 1}")
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = 6 * channels
         self.classifier = nn.Sequential(nn.Linear(6 * channels, last_channel), nn.Hardswish(), nn.Dropout(dropout),

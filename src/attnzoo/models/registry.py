@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
 
 from ..utils.registry import Registry
@@ -58,9 +59,9 @@ def create_model(name: str, attn=None, fusion=None, num_classes: int = 1000, wei
 
 
 def default_input_size(name: str) -> tuple[int, int]:
-    """The (H, W) a model is built for: 160×64 person crops (HA-CNN), 32×32 (CIFAR), else 224×224."""
-    if name == "hacnn":
-        return (160, 64)
-    if name.startswith("cifar_"):
-        return (32, 32)
-    return (224, 224)
+    """The (H, W) model ``name`` is built for, from its layout (built on the meta device: no memory,
+    no init): 160×64 person crops (HA-CNN), 32×32 (CIFAR ResNets), 224×224 (ImageNet backbones)."""
+    from .slots import layout_of
+
+    with torch.device("meta"):
+        return layout_of(create_model(name)).input_size

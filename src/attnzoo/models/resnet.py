@@ -20,7 +20,7 @@ from ..layers._base import GateModule
 from ..layers.registry import get_conv_class
 from ..layers.residual_mix import wrap
 from .registry import register_model
-from .slots import LayerFactory, LayerSpec, check_stages, layer_factory, stages_for
+from .slots import LayerFactory, LayerSpec, Layout, check_stages, layer_factory, stages_for
 
 ConvFactory = Optional[Callable[..., nn.Module]]  # (width, stride=...) -> module
 
@@ -260,6 +260,8 @@ class ResNet(nn.Module):
             {f"layer{i}": attn_layer(widths[i - 1] * block.expansion) for i in sorted(attn_at)} if stage_attn else {}
         )
         self.num_stages = len(layers)
+        self.layout = Layout(stem=("conv1", "bn1"), stages=tuple((f"layer{i}",) for i in range(1, len(layers) + 1)),
+                             feature_layer=f"layer{len(layers)}", input_size=(32, 32) if stem == "cifar" else (224, 224))
         self.num_features = widths[-1] * block.expansion
         self.fc = nn.Linear(self.num_features, num_classes)
         self._init_weights(zero_init_residual or bool(conv_layer is not None and conv_layer.zero_init_residual))

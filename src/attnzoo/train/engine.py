@@ -389,10 +389,9 @@ def _init_from(core: nn.Module, cfg: TrainConfig, info: DistInfo) -> None:
     if info.is_main:
         print(f"initialised from {cfg.finetune.init_from}: {report}", file=sys.stderr)
     if cfg.finetune.freeze_stages:
-        frozen = ["conv1", "bn1", *(f"layer{i}" for i in range(1, cfg.finetune.freeze_stages + 1))]
-        for name, p in core.named_parameters():
-            if name.split(".")[0] in frozen and not any(part in ("attn", "fusion") for part in name.split(".")):
-                p.requires_grad_(False)
+        from ..models.slots import freeze_stages
+
+        freeze_stages(core, cfg.finetune.freeze_stages)
 
 
 def _restore(run: Run) -> TrainState:

@@ -4,7 +4,7 @@ Module options declare theirs in :mod:`attnzoo.layers.constraints` (by parameter
 in ``option_rules``), training fields in :mod:`attnzoo.train.config` (``option(..., rule=...)``);
 every value is checked against its rule before anything is built or trained, and a failure is one
 line naming the option, the value and what was expected. Rules also list values they refuse
-(:meth:`Rule.refused_examples`), which the tests feed to every declared option.
+(:meth:`Rule.counterexamples`), which the tests feed to every declared option.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Rule:
             raise ValueError(f"{owner + ': ' if owner else ''}{name}={value!r}: expected {self.expected}")
         return value
 
-    def refused_examples(self) -> list[Any]:
+    def counterexamples(self) -> list[Any]:
         """Values this rule refuses (tests feed them to every option that declares it)."""
         return ["text", None]
 
@@ -57,9 +57,9 @@ class Integer(Rule):
                 and (self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
                 and (not self.odd or value % 2 == 1))
 
-    def refused_examples(self) -> list[Any]:
+    def counterexamples(self) -> list[Any]:
         low = 0 if self.minimum is None else self.minimum
-        examples = [low + 0.5, True, *super().refused_examples()]
+        examples = [low + 0.5, True, *super().counterexamples()]
         if self.minimum is not None:
             examples.append(self.minimum - 1)
         if self.maximum is not None:
@@ -98,8 +98,8 @@ class Number(Rule):
         below = self.maximum is None or (value <= self.maximum if self.closed_max else value < self.maximum)
         return above and below
 
-    def refused_examples(self) -> list[Any]:
-        examples = [math.inf, math.nan, True, *super().refused_examples()]
+    def counterexamples(self) -> list[Any]:
+        examples = [math.inf, math.nan, True, *super().counterexamples()]
         if self.minimum is not None:
             examples.append(self.minimum if not self.closed_min else self.minimum - 1e-3)
         if self.maximum is not None:
@@ -120,7 +120,7 @@ class Choice(Rule):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, type(self.values[0])) and not isinstance(value, bool) and value in self.values
 
-    def refused_examples(self) -> list[Any]:
+    def counterexamples(self) -> list[Any]:
         return ["no-such-choice", 3, None]
 
 
@@ -133,7 +133,7 @@ class Flag(Rule):
     def accepts(self, value: Any) -> bool:
         return isinstance(value, bool)
 
-    def refused_examples(self) -> list[Any]:
+    def counterexamples(self) -> list[Any]:
         return ["yes", 1, None]
 
 
@@ -143,30 +143,10 @@ class Predicate(Rule):
 
     expected: str  # type: ignore[misc]
     test: Callable[[Any], bool]
-    refused: tuple[Any, ...] = (None,)
+    bad_values: tuple[Any, ...] = (None,)
 
     def accepts(self, value: Any) -> bool:
         return self.test(value)
 
-    def refused_examples(self) -> list[Any]:
-        return list(self.refused)
-
-
-def optional(rule: Rule) -> "Optional_":
-    """``rule``, or ``None``."""
-    return Optional_(rule)
-
-
-@dataclass(frozen=True)
-class Optional_(Rule):
-    rule: Rule
-
-    @property
-    def expected(self) -> str:  # type: ignore[override]
-        return f"{self.rule.expected}, or none"
-
-    def accepts(self, value: Any) -> bool:
-        return value is None or self.rule.accepts(value)
-
-    def refused_examples(self) -> list[Any]:
-        return [v for v in self.rule.refused_examples() if v is not None]
+    def counterexamples(self) -> list[Any]:
+        return list(self.bad_values)

@@ -92,6 +92,6 @@ def add_localisation(results: dict[str, Any], run_dirs: Sequence[Path], images: 
         mean = torch.tensor(json.loads(meta["mean"])).view(1, -1, 1, 1)
         std = torch.tensor(json.loads(meta["std"])).view(1, -1, 1, 1)
         x = (ds.images.float() / 255 - mean) / std
-        last_stage = f"layer{getattr(model, 'num_stages', 3)}"
-        row["localisation"] = localisation_scores(model, x, ds.boxes, gradcam_layer=last_stage if hasattr(model, last_stage) else None)
+        layout = getattr(model, "layout", None)
+        row["localisation"] = localisation_scores(model, x, ds.boxes, gradcam_layer=layout.feature_layer if layout is not None else None)
         row["localisation"]["run"] = str(run)

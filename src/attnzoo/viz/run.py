@@ -87,10 +87,9 @@ def prepare_model(checkpoint: Optional[str], model_name: Optional[str], attn: Op
 
 
 def gradcam_layer(model) -> Optional[str]:
-    for name in ("layer4", "layer3", "inception3"):
-        if hasattr(model, name) and (name != "layer4" or getattr(model, "num_stages", 4) >= 4):
-            return name
-    return None
+    """The backbone's last feature layer (its :class:`~attnzoo.models.slots.Layout`), or None."""
+    layout = getattr(model, "layout", None)
+    return layout.feature_layer if layout is not None else None
 
 
 def visualise(
