@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from attnzoo.layers import create_module
 from attnzoo.layers.constraints import ACTIVATION, option_rules
-from attnzoo.layers.registry import _ATTN, _CONV, _FUSION, get_module_class, module_kind
+from attnzoo.layers.registry import get_module_class, list_modules, module_kind
 from attnzoo.utils.constraints import Choice, Flag, Integer, Number, Predicate
 
-ALL = sorted({**_ATTN, **_FUSION, **_CONV})
+ALL = list_modules()
 C = 16
 
 

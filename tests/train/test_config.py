@@ -102,3 +102,13 @@ def test_a_config_built_in_python_is_checked_by_the_same_rules(name, value, expe
     with pytest.raises(ValueError, match=rf"^{name}={re.escape(repr(value))}: expected {re.escape(expected)}$"):
         TrainConfig.of(**{name: value}).validate()
     TrainConfig.of().validate()  # the defaults pass their own rules
+
+
+def test_one_list_of_execution_only_fields_serves_resume_and_compare():
+    from attnzoo.experiments.sweep import differences
+
+    assert set(TrainConfig.execution_only_fields()) == {"out", "resume", "overwrite", "progress", "threads", "device", "eval_batch_size",
+                                                        "eval_subset"}
+    stored = TrainConfig.of(device="cpu", threads=1).to_dict()
+    assert differences(stored, TrainConfig.of(device="cuda", threads=2, out="elsewhere").to_dict()) == []  # compare re-run: same run
+    assert differences(stored, TrainConfig.of(device="cpu", lr=0.1).to_dict()) == ["lr: None -> 0.1"]

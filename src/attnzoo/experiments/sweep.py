@@ -23,11 +23,6 @@ from ..models.spec import ModelSpec
 from ..train.config import TrainConfig
 from ..train.engine import stored_config
 
-# Fields that say how a run executes, not what it computes: they may differ between a stored
-# run and the request.
-EXECUTION_FIELDS = ("out", "progress", "threads", "resume", "overwrite", "eval_batch_size", "eval_subset")
-
-
 def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -60,7 +55,7 @@ def plan(specs: Sequence[ModelSpec], seeds: Sequence[int], base: TrainConfig, ou
 
 def differences(stored: dict, requested: dict) -> list[str]:
     """``field: stored → requested`` for each field that changes what a run computes."""
-    keys = sorted((set(stored) | set(requested)) - set(EXECUTION_FIELDS))
+    keys = sorted((set(stored) | set(requested)) - set(TrainConfig.execution_only_fields()))
     return [f"{k}: {stored.get(k)!r} -> {requested.get(k)!r}" for k in keys if stored.get(k) != requested.get(k)]
 
 

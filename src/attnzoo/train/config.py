@@ -93,18 +93,18 @@ class ExecutionConfig:
     channels_last: bool = option(False, "channels-last memory format", "execution")
     compile: bool = option(False, "torch.compile the model", "execution")
     sync_bn: bool = option(False, "SyncBatchNorm across torchrun ranks (CUDA only)", "execution")
-    device: str = option("auto", "auto, cpu, cuda, cuda:1, mps", "execution")
-    threads: Optional[int] = option(None, "torch CPU threads (compare: one per run, one run per core)", "execution", rule=COUNT)
+    device: str = option("auto", "auto, cpu, cuda, cuda:1, mps", "execution", execution_only=True)
+    threads: Optional[int] = option(None, "torch CPU threads (compare: one per run, one run per core)", "execution", rule=COUNT, execution_only=True)
     seed: int = option(0, "seed of the model's initialisation, data order and augmentation", "execution", compare=False, rule=NON_NEGATIVE)
     deterministic: bool = option(False, "torch.use_deterministic_algorithms", "execution")
-    eval_batch_size: int = option(512, "evaluation batch size", "execution", rule=COUNT)
+    eval_batch_size: int = option(512, "evaluation batch size", "execution", rule=COUNT, execution_only=True)
     eval_subset: Optional[int] = option(1000, "test images scored after each epoch but the last (the last: all of them); "
-                                        "0 scores all every epoch", "execution", rule=NON_NEGATIVE)
-    out: str = option("runs/train", "run folder", "execution", compare=False)
+                                        "0 scores all every epoch", "execution", rule=NON_NEGATIVE, execution_only=True)
+    out: str = option("runs/train", "run folder", "execution", compare=False, execution_only=True)
     resume: bool = option(False, "continue the run in --out from its newest verified checkpoint, with the run's own config "
-                          "(only --epochs may grow; execution flags such as --threads may change)", "execution", compare=False)
-    overwrite: bool = option(False, "replace a run already in --out (default: refuse)", "execution", compare=False)
-    progress: bool = option(True, "no progress bar", "execution", flag="--no-progress")
+                          "(only --epochs may grow; execution flags such as --threads may change)", "execution", compare=False, execution_only=True)
+    overwrite: bool = option(False, "replace a run already in --out (default: refuse)", "execution", compare=False, execution_only=True)
+    progress: bool = option(True, "no progress bar", "execution", flag="--no-progress", execution_only=True)
 
 
 @dataclass
@@ -176,6 +176,12 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """A config from its stored (flat) form."""
         return cls.of(**data)
+
+    @staticmethod
+    def execution_only_fields() -> tuple[str, ...]:
+        """The fields that say how a run executes, not what it computes: ``--resume`` and a re-run of
+        ``compare`` take them from the request."""
+        return tuple(f.name for _, f in TrainConfig.fields() if f.metadata["execution_only"])
 
     def validate(self) -> None:
         """Every field against its declared rule or choices (``None`` passes where it is the default)."""

@@ -195,13 +195,14 @@ def resumed_config(out: Path, requested: TrainConfig) -> Optional[TrainConfig]:
     if stored is None:
         return requested
     mine, theirs = stored.to_dict(), requested.to_dict()
-    changed = [k for k in mine if k not in RESUMABLE_FIELDS and k != "epochs" and mine[k] != theirs[k]]
+    execution = TrainConfig.execution_only_fields()
+    changed = [k for k in mine if k not in execution and k != "epochs" and mine[k] != theirs[k]]
     if changed:
         raise ValueError(f"--resume continues {out} as it was configured; it differs in " + "; ".join(
             f"{k} (run: {mine[k]!r}, now: {theirs[k]!r})" for k in changed) + ". Start a new run (another --out) to change them")
     if requested.optim.epochs < stored.optim.epochs:
         raise ValueError(f"--resume: --epochs {requested.optim.epochs} is fewer than the run's {stored.optim.epochs}; epochs can only be extended")
-    cfg = stored.replace(**{k: theirs[k] for k in RESUMABLE_FIELDS}, epochs=requested.optim.epochs)
+    cfg = stored.replace(**{k: theirs[k] for k in execution}, epochs=requested.optim.epochs)
     summary = out / "summary.json"
     if summary.is_file():
         done = read_json(summary)
@@ -210,9 +211,6 @@ def resumed_config(out: Path, requested: TrainConfig) -> Optional[TrainConfig]:
             return None
     return cfg
 
-
-# Options a resumed run may take from the command line: how it executes, not what it computes.
-RESUMABLE_FIELDS = ("out", "resume", "overwrite", "progress", "threads", "device", "eval_batch_size", "eval_subset")
 
 
 def stored_config(out: Path) -> Optional[TrainConfig]:
