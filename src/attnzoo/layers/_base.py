@@ -64,6 +64,12 @@ class AttentionModule(nn.Module):
     a bare shape error from a conv or matmul deep inside.
     """
 
+    # Where its paper puts it (models/slots.py): "block", "stage" (between stages) or "head".
+    placement: str = "block"
+    # What `attnzoo viz` draws of its gate (viz/capture.py): "spatial" (an H×W map), "channel" (a
+    # C-vector), "full" (C×H×W), "rows" (attention rows), "regions" (boxes); None: nothing.
+    viz_kind: Optional[str] = None
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.channels = check_channels(type(self).__name__, channels)

@@ -39,6 +39,8 @@ class CBAMChannel(GateModule):
     gate; here the pools are global.
     """
 
+    viz_kind = "channel"
+
     option_rules = {"pools": Choice(POOLS)}
 
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True, pools: str = "avg+max",
@@ -96,6 +98,8 @@ class CBAMSpatial(GateModule):
 
     Reference: Woo et al., ECCV 2018, arXiv:1807.06521 (Sec. 3, Fig. 2).
     """
+
+    viz_kind = "spatial"
 
     option_rules = {"variant": Choice(VARIANTS)}
 
@@ -208,6 +212,8 @@ class LightCBAM(AttentionModule):
 class LightCBAMChannel(nn.Module):
     """``σ(MLP(½ avg + ½ max))`` as (N, C, 1, 1)."""
 
+    viz_kind = "channel"
+
     def __init__(self, channels: int, hidden: int, bias: bool, act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
@@ -222,6 +228,8 @@ class LightCBAMChannel(nn.Module):
 
 class LightCBAMSpatial(nn.Module):
     """``σ(BN(conv(½ mean_c + ½ max_c)))`` as (N, 1, H, W)."""
+
+    viz_kind = "spatial"
 
     def __init__(self, kernel_size: int, gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__()

@@ -76,6 +76,8 @@ class SimpleCoordAttention(AttentionModule):
     Reference: timm's ``SimpleCoordAttn``, a variant of Hou et al., CVPR 2021 (arXiv:2103.02907).
     """
 
+    viz_kind = "full"
+
     def __init__(self, channels: int, reduction: float = 6, round_to: int = 8, bias: bool = True,
                  act_layer: ActLayer = "silu", gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
@@ -108,6 +110,8 @@ class StripAttention(AttentionModule):
     Reference: timm's ``StripAttn`` (a minimal strip-pooling gate; compare Hou et al.,
     "Strip Pooling", CVPR 2020, arXiv:2003.13328, whose block is larger).
     """
+
+    viz_kind = "full"
 
     def __init__(self, channels: int, kernel_size: int = 3, bias: bool = False, use_conv: bool = True, gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)

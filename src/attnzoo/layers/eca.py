@@ -58,6 +58,8 @@ class ECA(GateModule):
 
     padding_mode = "zeros"
 
+    viz_kind = "channel"
+
     def __init__(self, channels: int, kernel_size: int | None = None, gamma: float = 2, beta: float = 1, min_kernel_size: int = 1,
                  gate_layer: ActLayer = "sigmoid") -> None:
         super().__init__(channels)
@@ -119,6 +121,8 @@ class ECAM(GateModule):
     timm's name for ``EcaModule(use_mlp=True)``, an experiment of timm's, not of the paper
     (192 parameters at C = 256; 225 with ``bias=True``, as timm's). ``pools="avg+max"`` is not in timm.
     """
+
+    viz_kind = "channel"
 
     option_rules = {"pools": Choice(("avg", "avg+max"))}
 

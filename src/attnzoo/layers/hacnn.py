@@ -72,6 +72,8 @@ class HASoftAttention(AttentionModule):
     hidden width never reaches 0.
     """
 
+    viz_kind = "full"
+
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8) -> None:
         super().__init__(channels)
         self.spatial = HASpatialMap()
@@ -110,6 +112,8 @@ class HASpatialAttention(GateModule):
     Reference: Li et al., CVPR 2018, arXiv:1802.08122 (Sec. 3.1 (I.1)).
     """
 
+    viz_kind = "spatial"
+
     def __init__(self, channels: int) -> None:
         super().__init__(channels)
         self.spatial = HASpatialMap()
@@ -133,6 +137,8 @@ class HAChannelAttention(GateModule):
     Reference: Li et al., CVPR 2018, arXiv:1802.08122 (Sec. 3.1 (I.2)).
     """
 
+    viz_kind = "channel"
+
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8) -> None:
         super().__init__(channels)
         self.channel = HAChannelMap(channels, reduction, min_hidden)
@@ -154,6 +160,8 @@ class HardRegionAttention(nn.Module):
 
     Reference: Li et al., CVPR 2018, arXiv:1802.08122 (Sec. 3.1 (II), Eq. 3).
     """
+
+    viz_kind = "regions"
 
     def __init__(self, channels: int, num_regions: int = 4) -> None:
         super().__init__()

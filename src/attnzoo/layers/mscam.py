@@ -64,6 +64,8 @@ class MSCAM(AttentionModule):
     arXiv:2009.14082 (Fig. 2, Table 2).
     """
 
+    viz_kind = "full"
+
     option_rules = {"branches": Choice(tuple(sorted(_BRANCH_PAIRS)))}
 
     def __init__(self, channels: int, reduction: float = 4, min_hidden: int = 8, branches: str = "global_local") -> None:

@@ -37,6 +37,8 @@ class NonLocal2d(AttentionModule):
     arXiv:1711.07971 (Fig. 2, Sec. 4.1).
     """
 
+    viz_kind = "rows"
+
     identity_at_init = True  # its residual branch starts at exactly zero (retrofit inserts it as is)
 
     def __init__(

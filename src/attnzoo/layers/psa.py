@@ -16,6 +16,8 @@ LAYOUTS = ("parallel", "sequential")
 class PolarizedChannel(nn.Module):
     """``A^ch = σ(LN(W_z (W_v x) softmax_HW(W_q x)))``: (N, C, 1, 1)."""
 
+    viz_kind = "channel"
+
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
         self.value = nn.Conv2d(channels, hidden, 1)
@@ -33,6 +35,8 @@ class PolarizedChannel(nn.Module):
 
 class PolarizedSpatial(nn.Module):
     """``A^sp = σ(softmax_C(GAP(W_q x))ᵀ W_v x)``: (N, 1, H, W)."""
+
+    viz_kind = "spatial"
 
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()

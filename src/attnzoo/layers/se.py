@@ -40,6 +40,8 @@ class SqueezeExcite(GateModule):
     let ``C // r`` reach 0); the default reduction is the paper's 16, not 1.
     """
 
+    viz_kind = "channel"
+
     def __init__(self, channels: int, reduction: float = 16, min_hidden: int = 8, bias: bool = True, round_to: int | None = None,
                  act_layer: ActLayer = "relu", gate_layer: ActLayer = "sigmoid", hidden: int | None = None) -> None:
         super().__init__(channels)

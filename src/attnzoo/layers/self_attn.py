@@ -67,6 +67,8 @@ class SelfAttention2d(AttentionModule):
     Networks", ICML 2019, arXiv:1805.08318.
     """
 
+    viz_kind = "rows"
+
     identity_at_init = True  # its residual branch starts at exactly zero (retrofit inserts it as is)
 
     def __init__(

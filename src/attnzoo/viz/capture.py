@@ -39,39 +39,12 @@ from typing import Iterator, Optional, Sequence
 import torch
 from torch import nn
 
-from ..layers import (
-    ECA,
-    ECAM,
-    CBAMChannel,
-    CBAMSpatial,
-    SimpleCoordAttention,
-    StripAttention,
-    HAChannelAttention,
-    HardRegionAttention,
-    HASoftAttention,
-    HASpatialAttention,
-    MSCAM,
-    NonLocal2d,
-    SelfAttention2d,
-    SqueezeExcite,
-)
-from ..layers.cbam import LightCBAMChannel, LightCBAMSpatial
-from ..layers.psa import PolarizedChannel, PolarizedSpatial
-
-_KINDS: tuple[tuple[type, str], ...] = (
-    ((CBAMSpatial, HASpatialAttention, LightCBAMSpatial, PolarizedSpatial), "spatial"),
-    ((SqueezeExcite, CBAMChannel, HAChannelAttention, ECA, ECAM, LightCBAMChannel, PolarizedChannel), "channel"),
-    ((MSCAM, HASoftAttention, StripAttention, SimpleCoordAttention), "full"),
-    ((SelfAttention2d, NonLocal2d), "rows"),
-    ((HardRegionAttention,), "regions"),
-)
+from ..layers import MSCAM
 
 
 def _kind_of(module: nn.Module) -> Optional[str]:
-    for types, kind in _KINDS:
-        if isinstance(module, types):
-            return kind
-    return None
+    """What a module's gate is, as its class says (``viz_kind``): spatial, channel, full, rows or regions."""
+    return getattr(module, "viz_kind", None)
 
 
 @dataclass
