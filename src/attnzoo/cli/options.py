@@ -8,7 +8,7 @@ import dataclasses
 import typing
 from typing import Any, Sequence
 
-from ..models.spec import parse_options
+from ..utils.options import parse_options
 from .common import checked
 
 

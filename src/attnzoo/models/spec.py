@@ -16,16 +16,15 @@ A spec has a canonical text form, its :attr:`~ModelSpec.label`::
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 from torch import nn
 
 from ..layers.constraints import check_module_options
 from ..layers.registry import get_attn_class, get_conv_class, get_fusion_class, list_attn, list_conv, list_fusion
-from ..utils.options import option
+from ..utils.options import check_options, option, parse_options
 from .registry import create_model, get_model_factory
 
 # The registry each part of a spec draws from, in the order a label lists them.
@@ -34,56 +33,6 @@ _PARTS = ("attn", "fusion", "conv")
 _SET_BY_SPEC = ("block", "layers", "num_classes", "attn", "fusion", "attn_options", "fusion_options", "attn_stages",
                 "fusion_stages", "conv", "conv_options")
 _CLASS_OF = {"attn": get_attn_class, "fusion": get_fusion_class, "conv": get_conv_class}
-
-
-def parse_value(text: str) -> Any:
-    """An option value from text: JSON where it parses (``8``, ``true``, ``[1, 2]``), else the text."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def parse_options(pairs: list[str], where: str) -> dict[str, Any]:
-    """``["reduction=8", "variant=official"]`` -> ``{"reduction": 8, "variant": "official"}``."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{where}: expected KEY=VALUE, got {pair!r}")
-        options[key.strip()] = parse_value(value.strip())
-    return options
-
-
-def check_options(cls_or_fn: Any, options: Mapping[str, Any], what: str, skip: tuple[str, ...] = ()) -> None:
-    """Refuse options that ``cls_or_fn`` does not take (naming the valid ones) and values whose
-    type cannot be what the parameter's default is (``reduction="abc"``, ``zero_init_residual="maybe"``).
-
-    ``skip`` lists parameters set by the caller, not the user (e.g. ``channels``). A model factory
-    that passes ``**kwargs`` on is checked against the class its return annotation names.
-    """
-    target = cls_or_fn.__init__ if inspect.isclass(cls_or_fn) else cls_or_fn
-    params = dict(inspect.signature(target).parameters)
-    if not inspect.isclass(cls_or_fn) and any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        returned = inspect.signature(cls_or_fn, eval_str=True).return_annotation
-        if inspect.isclass(returned) and issubclass(returned, nn.Module):
-            params = {**dict(inspect.signature(returned.__init__).parameters), **params}
-    valid = [n for n, p in params.items() if n not in ("self", *skip) and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ValueError(f"{what}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; valid options: {', '.join(valid) or 'none'}")
-    for key, value in options.items():
-        default = params[key].default
-        if default is inspect.Parameter.empty or default is None or value is None:
-            continue
-        expected = bool if isinstance(default, bool) else (int, float) if isinstance(default, (int, float)) else type(default)
-        if isinstance(value, bool) and expected == (int, float):
-            expected_ok = False
-        else:
-            expected_ok = isinstance(value, expected) or (isinstance(default, str) and isinstance(value, str))
-        if not expected_ok and not isinstance(default, (tuple, list)):
-            kind = "true or false" if expected is bool else "a number" if expected == (int, float) else type(default).__name__
-            raise ValueError(f"{what}: option {key}={value!r} must be {kind} (default {default!r})")
 
 
 def construct(cls_or_fn: Any, what: str, *args: Any, **options: Any) -> nn.Module:
