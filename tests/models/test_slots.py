@@ -16,7 +16,7 @@ def test_every_model_declares_a_layout_of_real_modules(name):
         model = attnzoo.create_model(name)
     layout = layout_of(model)
     modules = dict(model.named_modules())
-    named = [*layout.stem, *(n for stage in layout.stages for n in stage), layout.feature_layer]
+    named = [*layout.stem, *(n for stage in layout.stages for n in stage), layout.feature_layer, *layout.head]
     assert [n for n in named if n not in modules] == []
     assert len(layout.stages) >= 3 and default_input_size(name) == layout.input_size
 
@@ -62,6 +62,18 @@ def test_grad_cam_runs_at_every_familys_feature_layer(name):
 
 
 def test_layout_is_frozen_data():
-    layout = Layout(stem=("a",), stages=(("b",),), feature_layer="b")
+    layout = Layout(stem=("a",), stages=(("b",),), feature_layer="b", head=("c",))
     with pytest.raises(Exception):
         layout.stem = ("c",)
+
+
+@pytest.mark.parametrize("name, head", [("mobilenet_v3_small", "classifier.3"), ("efficientnet_b0", "classifier.1"),
+                                        ("convnext_tiny", "classifier.2"), ("resnet18", "fc")])
+def test_a_checkpoint_with_another_number_of_classes_reinitialises_the_layouts_head(tmp_path, name, head):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file(attnzoo.create_model(name, num_classes=1000).state_dict(), str(path))
+    model = attnzoo.create_model(name, num_classes=10, weights=path, head="reinit")
+    assert model.weights_report.reinitialised == [f"{head}.bias", f"{head}.weight"]
+    assert not model.weights_report.missing and not model.weights_report.unexpected

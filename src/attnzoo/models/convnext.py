@@ -94,7 +94,7 @@ class ConvNeXt(nn.Module):
         # features: stem, stage 1, then (downsample, stage) for each later stage.
         self.layout = Layout(stem=("features.0",), stages=(("features.1",), *((f"features.{2 * i}", f"features.{2 * i + 1}")
                                                                               for i in range(1, len(stages)))),
-                             feature_layer=f"features.{len(layers) - 1}")
+                             feature_layer=f"features.{len(layers) - 1}", head=("classifier.2",))
         self.num_features = stages[-1].dim
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(LayerNorm2d(self.num_features, eps=1e-6), nn.Flatten(1), nn.Linear(self.num_features, num_classes))

@@ -95,7 +95,7 @@ class EfficientNet(nn.Module):
         layers.append(ConvNormAct(stages[-1].out_channels, self.num_features, 1, act_layer=nn.SiLU))
         self.features = nn.Sequential(*layers)
         self.layout = Layout(stem=("features.0",), stages=tuple((f"features.{i}",) for i in range(1, len(stages) + 1)),
-                             feature_layer=f"features.{len(layers) - 1}")
+                             feature_layer=f"features.{len(layers) - 1}", head=("classifier.1",))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, num_classes))
         init_mobile(self, linear="uniform")

@@ -94,7 +94,7 @@ class HACNN(nn.Module):
         self.inception3 = nn.Sequential(InceptionA(c2, c3), InceptionB(c3, c3))
         self.ha3 = HarmoniousAttention(c3, num_regions)
         self.layout = Layout(stem=("conv",), stages=(("inception1",), ("inception2",), ("inception3",)), feature_layer="inception3",
-                             input_size=(160, 64))
+                             head=("classifier_global", "classifier_local"), input_size=(160, 64))
         self.fc_global = nn.Sequential(nn.Linear(c3, feat_dim), nn.BatchNorm1d(feat_dim), nn.ReLU(inplace=True))
         self.classifier_global = nn.Linear(feat_dim, num_classes)
         self.local_conv1 = InceptionB(32, c1)

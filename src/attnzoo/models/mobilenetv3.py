@@ -102,7 +102,7 @@ class MobileNetV3(nn.Module):
         layers.append(ConvNormAct(channels, 6 * channels, 1, norm_layer=_NORM, act_layer=nn.Hardswish))
         self.features = nn.Sequential(*layers)
         self.layout = Layout(stem=("features.0",), stages=grouped_by_stride(1, [cfg.stride for cfg in config]),
-                             feature_layer=f"features.{len(layers) - 1}")
+                             feature_layer=f"features.{len(layers) - 1}", head=("classifier.3",))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = 6 * channels
         self.classifier = nn.Sequential(nn.Linear(6 * channels, last_channel), nn.Hardswish(), nn.Dropout(dropout),

@@ -261,7 +261,7 @@ class ResNet(nn.Module):
         )
         self.num_stages = len(layers)
         self.layout = Layout(stem=("conv1", "bn1"), stages=tuple((f"layer{i}",) for i in range(1, len(layers) + 1)),
-                             feature_layer=f"layer{len(layers)}", input_size=(32, 32) if stem == "cifar" else (224, 224))
+                             feature_layer=f"layer{len(layers)}", head=("fc",), input_size=(32, 32) if stem == "cifar" else (224, 224))
         self.num_features = widths[-1] * block.expansion
         self.fc = nn.Linear(self.num_features, num_classes)
         self._init_weights(zero_init_residual or bool(conv_layer is not None and conv_layer.zero_init_residual))

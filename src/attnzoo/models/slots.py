@@ -23,11 +23,13 @@ from ..layers.registry import get_attn_class, get_fusion_class
 class Layout:
     """What a backbone's parts are called (as timm's ``default_cfg`` / ``feature_info`` say for its
     models): ``stem`` (module names before the first stage), ``stages`` (each stage's module names,
-    in order), ``feature_layer`` (the last feature map: Grad-CAM's default) and ``input_size`` (H, W)."""
+    in order), ``feature_layer`` (the last feature map: Grad-CAM's default), ``head`` (the layers
+    whose size is the number of classes: re-initialised for another) and ``input_size`` (H, W)."""
 
     stem: tuple[str, ...]
     stages: tuple[tuple[str, ...], ...]
     feature_layer: str
+    head: tuple[str, ...]
     input_size: tuple[int, int] = (224, 224)
 
     def frozen_prefixes(self, stages: int) -> tuple[str, ...]:

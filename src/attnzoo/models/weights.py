@@ -179,8 +179,15 @@ class LoadReport:
 
 
 def head_keys(model: nn.Module) -> set[str]:
-    """The classifier's parameters (``fc`` of a ResNet, the classifiers of HA-CNN)."""
-    return {k for k in model.state_dict() if k.split(".")[0] in ("fc", "classifier_global", "classifier_local")}
+    """The classifier's tensors, as the model's layout names them (a ResNet's ``fc``, HA-CNN's two
+    classifiers, MobileNetV3's last linear layer...); none for a model without a layout."""
+    from .slots import layout_of
+
+    try:
+        head = tuple(f"{name}." for name in layout_of(model).head)
+    except ValueError:
+        return set()
+    return {k for k in model.state_dict() if k.startswith(head)}
 
 
 def load_weights(model: nn.Module, path: str | Path, source: str = "auto", strict: bool = True, head: str = "keep") -> LoadReport:
