@@ -4,6 +4,9 @@ No weights can be downloaded here: each test writes a checkpoint in the source's
 from the source's code) and, where the source's module differs from attnzoo's default, checks the
 loaded module against a reference written from the source's equations."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -264,3 +267,43 @@ def test_timm_widths_at_unusual_channel_counts():
     assert [sum(p.numel() for p in m.parameters()) for m in bat] == [4520, 7264, 11288]
     # The defaults that are not timm's stay the papers' (documented): C // r.
     assert attnzoo.create_attn("gca", 100).fc1.out_channels == 12 and attnzoo.create_attn("nonlocal", 72, reduction=8).theta.out_channels == 9
+
+
+TIMM_KEYS = json.loads((Path(__file__).parents[1] / "fixtures" / "timm_keys.json").read_text())
+
+
+# Hand-read from the two libraries' module trees: where a timm tensor lives in torchvision's nesting.
+TIMM_PLACES = {
+    "mobilenetv3_large_100": {"blocks.0.0.conv_pw.weight": "features.1.block.1.0.weight",
+                              "blocks.2.0.se.conv_reduce.weight": "features.4.block.2.fc1.weight",
+                              "blocks.2.0.bn3.running_var": "features.4.block.3.1.running_var",
+                              "blocks.6.0.conv.weight": "features.16.0.weight", "conv_head.weight": "classifier.0.weight"},
+    "mobilenetv3_small_100": {"blocks.0.0.se.conv_expand.bias": "features.1.block.1.fc2.bias",
+                              "blocks.0.0.conv_pw.weight": "features.1.block.2.0.weight",
+                              "blocks.1.1.conv_pwl.weight": "features.3.block.2.0.weight", "classifier.bias": "classifier.3.bias"},
+    "efficientnet_b0": {"blocks.0.0.conv_pw.weight": "features.1.0.block.2.0.weight", "blocks.6.0.se.conv_reduce.bias": "features.7.0.block.2.fc1.bias",
+                        "conv_head.weight": "features.8.0.weight", "bn2.running_mean": "features.8.1.running_mean"},
+    "convnext_tiny": {"stages.1.downsample.1.weight": "features.2.1.weight", "stages.3.blocks.2.mlp.fc2.weight": "features.7.2.block.5.weight",
+                      "stages.0.blocks.0.gamma": "features.1.0.layer_scale", "head.norm.bias": "classifier.0.bias"},
+}
+
+
+@pytest.mark.parametrize("timm_name, name", [("mobilenetv3_large_100", "mobilenet_v3_large"), ("mobilenetv3_small_100", "mobilenet_v3_small"),
+                                             ("efficientnet_b0", "efficientnet_b0"), ("convnext_tiny", "convnext_tiny")])
+def test_timm_layouts_of_the_other_families_load_strictly(tmp_path, timm_name, name):
+    """A checkpoint with timm's keys and shapes (recorded from timm 1.0.31's state dicts in
+    tests/fixtures/timm_keys.json) loads strictly, its layout detected, and each tensor lands where
+    the two module trees say it belongs (each value is its own index). Outputs equal timm's to
+    1e-15 in float64: scripts/timm_parity.py in the peer venv, docs/bench/timm-parity.md."""
+    from safetensors.torch import save_file
+
+    keys = TIMM_KEYS["models"][timm_name]
+    index = {k: i for i, (k, _) in enumerate(keys)}
+    save_file({k: torch.full(shape, float(i)) for i, (k, shape) in enumerate(keys)}, str(tmp_path / "w.safetensors"))
+    model = attnzoo.create_model(name, weights=tmp_path / "w.safetensors")
+    assert model.weights_report.source == "timm" and model.weights_report.loaded == len(keys)
+    ours = model.state_dict()
+    for theirs, mine in TIMM_PLACES[timm_name].items():
+        assert float(ours[mine].flatten()[0]) == index[theirs], (theirs, mine)
+    if name.startswith("mobilenet"):  # timm's ε, so that the model computes what timm's does
+        assert {m.eps for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-5}

@@ -12,7 +12,7 @@ MobileNetV2/V3), and ``native_se=False`` with ``attn=None`` leaves the slots emp
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ from .mobile import ConvNormAct, init_mobile, make_divisible
 from .registry import register_model
 from .slots import LayerSpec, Layout, block_factory, grouped_by_stride, refuse_retrofit
 
-_NORM = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+NORM_EPS = 0.001  # torchvision's; timm's MobileNetV3 uses BatchNorm's default 1e-5 (norm_eps=1e-5 computes its checkpoints)
 
 
 class Bneck(NamedTuple):
@@ -55,16 +55,16 @@ def mobilenet_se(channels: int) -> nn.Module:
 class InvertedResidual(nn.Module):
     """expand 1×1 → depthwise k×k → attention (the SE slot) → project 1×1, + input when shapes allow."""
 
-    def __init__(self, in_channels: int, cfg: Bneck, attn_layer: Optional[Any]) -> None:
+    def __init__(self, in_channels: int, cfg: Bneck, attn_layer: Optional[Any], norm_layer: Callable[[int], nn.Module]) -> None:
         super().__init__()
         act = _ACTS[cfg.act]
         layers: list[nn.Module] = []
         if cfg.expanded != in_channels:
-            layers.append(ConvNormAct(in_channels, cfg.expanded, 1, norm_layer=_NORM, act_layer=act))
-        layers.append(ConvNormAct(cfg.expanded, cfg.expanded, cfg.kernel, cfg.stride, groups=cfg.expanded, norm_layer=_NORM, act_layer=act))
+            layers.append(ConvNormAct(in_channels, cfg.expanded, 1, norm_layer=norm_layer, act_layer=act))
+        layers.append(ConvNormAct(cfg.expanded, cfg.expanded, cfg.kernel, cfg.stride, groups=cfg.expanded, norm_layer=norm_layer, act_layer=act))
         if attn_layer is not None:
             layers.append(attn_layer(cfg.expanded))
-        layers.append(ConvNormAct(cfg.expanded, cfg.out, 1, norm_layer=_NORM, act_layer=None))
+        layers.append(ConvNormAct(cfg.expanded, cfg.out, 1, norm_layer=norm_layer, act_layer=None))
         self.block = nn.Sequential(*layers)
         self.use_residual = cfg.stride == 1 and in_channels == cfg.out
         self.out_channels = cfg.out
@@ -84,22 +84,25 @@ class MobileNetV3(nn.Module):
             attn_options: its options. native_se: with ``attn=None``, False leaves the slots empty.
         attn_stages: not taken (MobileNetV3 has SE slots, not stages): must be None.
         dropout: before the last linear layer (default 0.2).
+        norm_eps: the BatchNorms' ε (default 0.001, torchvision's; timm's checkpoints need 1e-5, which
+            ``create_model(..., weights=..., source="timm")`` sets).
     """
 
     def __init__(self, config: list[Bneck], last_channel: int, num_classes: int = 1000, in_chans: int = 3, attn: LayerSpec = None,
                  attn_options: Optional[dict] = None, native_se: bool = True, dropout: float = 0.2, fusion: LayerSpec = None,
-                 attn_stages: Optional[list] = None, name: str = "mobilenet_v3", retrofit: bool = False) -> None:
+                 attn_stages: Optional[list] = None, name: str = "mobilenet_v3", retrofit: bool = False, norm_eps: float = NORM_EPS) -> None:
         super().__init__()
         refuse_retrofit(name, retrofit)
         if fusion is not None or attn_stages is not None:
             raise ValueError(f"{name}: takes attention in its SE slots only (no fusion, no attn_stages)")
         attn_layer = block_factory(attn, attn_options, name) if attn is not None else (mobilenet_se if native_se else None)
-        layers: list[nn.Module] = [ConvNormAct(in_chans, 16, 3, 2, norm_layer=_NORM, act_layer=nn.Hardswish)]
+        norm = partial(nn.BatchNorm2d, eps=norm_eps, momentum=0.01)
+        layers: list[nn.Module] = [ConvNormAct(in_chans, 16, 3, 2, norm_layer=norm, act_layer=nn.Hardswish)]
         channels = 16
         for cfg in config:
-            layers.append(InvertedResidual(channels, cfg, attn_layer if cfg.se else None))
+            layers.append(InvertedResidual(channels, cfg, attn_layer if cfg.se else None, norm))
             channels = cfg.out
-        layers.append(ConvNormAct(channels, 6 * channels, 1, norm_layer=_NORM, act_layer=nn.Hardswish))
+        layers.append(ConvNormAct(channels, 6 * channels, 1, norm_layer=norm, act_layer=nn.Hardswish))
         self.features = nn.Sequential(*layers)
         self.layout = Layout(stem=("features.0",), stages=grouped_by_stride(1, [cfg.stride for cfg in config]),
                              feature_layer=f"features.{len(layers) - 1}", head=("classifier.3",))

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..utils.io import first_line
+from . import timm_keys
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Source:
     module_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # attention name -> options
     marker: Optional[str] = None  # a regex some key of this layout matches (for source="auto")
     model_options: dict[str, Any] = field(default_factory=dict)  # model options that match the source's computation
+    by_model: dict[str, timm_keys.ModelKeys] = field(default_factory=dict)  # model class -> its own key conversion and options
 
 
 SOURCES: dict[str, Source] = {
@@ -41,8 +43,8 @@ SOURCES: dict[str, Source] = {
         "torchvision", "torchvision.models ResNet-18/34/50/101/152, ResNeXt-50 (same keys as attnzoo's plain ResNets)"),
     "timm": Source(
         "timm",
-        "timm resnet*, seresnet*, ecaresnet*, skresnext50_32x4d, resnest50d (same keys as attnzoo's), and ResNets with "
-        "timm's CBAM (attention under `.se.`)",
+        "timm resnet*, seresnet*, ecaresnet*, skresnext50_32x4d, resnest50d (same keys as attnzoo's), ResNets with "
+        "timm's CBAM (attention under `.se.`), mobilenetv3_large_100/small_100, efficientnet_b0, convnext_tiny",
         renames=(
             (r"\.se\.channel\.fc1\.", ".attn.channel.mlp.0."),
             (r"\.se\.channel\.fc2\.", ".attn.channel.mlp.2."),
@@ -67,7 +69,8 @@ SOURCES: dict[str, Source] = {
                         "gc": {"fuse": "scale", "reduction": 8, "min_hidden": 1, "ln_eps": 1e-6, "round_to": 1},
                         "nonlocal": {"scale_logits": True, "reduction": 8, "subsample": False, "round_to": 8},
                         "coord": {"bias": False, "reduction": 24, "round_to": 8}},
-        marker=r"\.se\.|\.conv2\.attn\.fc_reduce\.",
+        marker=r"\.se\.|\.conv2\.attn\.fc_reduce\.|^conv_stem\.|^stages\.\d+\.blocks\.",
+        by_model=timm_keys.BY_MODEL,
     ),
     "cbam-authors": Source(
         "cbam-authors",
@@ -145,9 +148,13 @@ def to_attnzoo(state: dict[str, torch.Tensor], source: Source, model: nn.Module)
     """``state`` with its keys renamed to attnzoo's and Linear weights reshaped where attnzoo holds
     the same numbers as a 1×1 convolution."""
     targets = model.state_dict()
+    family = source.by_model.get(type(model).__name__)
+    convert = family.convert if family is not None else None
+    if convert is not None:
+        state = convert(state)
     renamed = {}
     for key, value in state.items():
-        for pattern, replacement in source.renames:
+        for pattern, replacement in () if convert is not None else source.renames:
             key = re.sub(pattern, replacement, key)
         want = targets.get(key)
         if want is not None and want.shape != value.shape and want.numel() == value.numel() and want.dim() != value.dim():
@@ -239,6 +246,9 @@ def create_pretrained(build, attn: Any, weights: str | Path, source: str = "auto
         return model
     options = {**(src.module_options.get(attn, {}) if isinstance(attn, str) else {}), **(attn_options or {})}
     model = build(options, src.model_options)
+    family = src.by_model.get(type(model).__name__)
+    if family is not None and family.model_options:  # e.g. timm's MobileNetV3: BatchNorm ε 1e-5
+        model = build(options, {**src.model_options, **family.model_options})
     model.weights_report = _load(model, raw, src, weights, strict, head)  # what was loaded and skipped
     return model
 
