@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+import attnzoo
 from attnzoo.train import TrainConfig, lr_factor, train, variant_name
 from attnzoo.train.engine import param_groups
 
@@ -95,3 +96,22 @@ def test_init_from_retrofits_attention_and_starts_from_the_plain_models_score(tm
     frozen = load_trained_model(tmp_path / "plain")[0]
     torch.testing.assert_close(model.layer1[0].conv1.weight, frozen.layer1[0].conv1.weight)  # stage 1 frozen
     assert not torch.equal(model.layer3[0].conv1.weight, frozen.layer3[0].conv1.weight)  # stage 3 fine-tuned
+
+
+def test_evaluation_takes_any_batch_source_not_only_the_in_memory_one():
+    """The Batches protocol: a source with __len__ and __call__(index, generator) (here one that
+    builds each batch on request, as a streaming source would) serves evaluation unchanged."""
+    from attnzoo.train.engine import evaluate
+
+    class Generated:
+        def __len__(self):
+            return 10
+
+        def __call__(self, index, generator=None):
+            g = torch.Generator().manual_seed(int(index[0]))
+            return torch.randn(len(index), 3, 24, 24, generator=g), index % 3
+
+    torch.manual_seed(0)
+    model = attnzoo.create_model("cifar_resnet8", num_classes=3).eval()
+    result = evaluate(model, Generated(), num_classes=3, batch_size=4)
+    assert result["count"] == 10 and sum(map(sum, result["confusion"])) == 10

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 import torch
@@ -87,6 +87,16 @@ def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     return x.mean((0, 2, 3)).tolist(), x.std((0, 2, 3)).clamp_min(1e-3).tolist()
 
 
+class Batches(Protocol):
+    """What the epoch loop and evaluation ask of a data source: how many images it has, and the
+    (images, labels) batch of some indices, augmented when given a generator. :class:`BatchMaker`
+    holds the whole dataset on the device; a streaming source would implement the same two."""
+
+    def __len__(self) -> int: ...
+
+    def __call__(self, index: torch.Tensor, generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
 class BatchMaker:
     """uint8 images on the device -> normalised float batches, augmented on the whole batch."""
 
@@ -100,6 +110,9 @@ class BatchMaker:
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
         self.padding, self.flip = padding, flip
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
 
     def __call__(self, index: torch.Tensor, generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
         index = index.to(self.images.device)
@@ -129,7 +142,7 @@ def autocast_context(device: torch.device, cfg: TrainConfig):
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    batches: BatchMaker,
+    batches: Batches,
     num_classes: int,
     batch_size: int,
     info: DistInfo = DistInfo(),
@@ -143,7 +156,7 @@ def evaluate(
     """
     model.eval()
     classify = getattr(model, "classify", model)
-    n = batches.labels.shape[0] if limit is None else min(limit, batches.labels.shape[0])
+    n = len(batches) if limit is None else min(limit, len(batches))
     index = torch.arange(info.rank, n, info.world_size)
     k = min(5, num_classes)
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
@@ -271,8 +284,8 @@ class Run:
     info: DistInfo
     out: Path
     train_ds: TensorImageDataset
-    train_batches: BatchMaker
-    test_batches: BatchMaker
+    train_batches: Batches
+    test_batches: Batches
     core: nn.Module  # the model itself (checkpoints, evaluation)
     model: nn.Module  # what trains: core, DDP-wrapped and/or compiled
     optimizer: torch.optim.Optimizer
