@@ -51,3 +51,31 @@ def test_presets_parse():
         parse_variants(preset["variants"], preset.get("model", "cifar_resnet8"))
     assert all(v in PRESETS["ablations"]["variants"] for group in ABLATION_GROUPS.values() for v in group)
     assert PRESETS["ablations"]["seeds"] >= 5
+
+
+def _compare_args(*argv):
+    from attnzoo.cli import build_parser, compare
+    from attnzoo.cli.options import explicit_dests
+
+    parser = build_parser()
+    args = parser.parse_args(["compare", *argv])
+    args.argv, args.explicit = ["compare", *argv], explicit_dests(parser, ["compare", *argv])
+    compare.apply_preset(args)
+    return args
+
+
+def test_the_fashion_preset_sets_its_data_and_budget_and_flags_override_it():
+    from attnzoo.train import TrainConfig
+
+    args = _compare_args("--preset", "fashion")
+    assert (args.dataset, args.model, args.train_size, args.epochs, args.seeds) == ("fashion-mnist", "cifar_resnet20", 5000, 5, 5)
+    assert {"plain", "se", "cbam", "eca", "self_attn@3", "aff", "iaff", "ha_soft", "cbam_channel", "cbam_spatial"} == set(args.variants)
+    args = _compare_args("--preset", "fashion", "--train-size", "600", "--epochs", "2", "--dataset", "mnist")
+    assert (args.dataset, args.train_size, args.epochs) == ("mnist", 600, 2)
+    full = _compare_args("--preset", "fashion-full")
+    assert full.train_size is None and (full.epochs, full.batch_size) == (30, 128)
+    # Every preset key is a variant list, a seed count or a training field.
+    fields = {f.name for _, f in TrainConfig.fields()}
+    assert all(set(p) - {"variants", "seeds"} <= fields for p in PRESETS.values())
+    plain = _compare_args()
+    assert (plain.dataset, plain.model, plain.epochs) == ("digits", "cifar_resnet8", 8)
