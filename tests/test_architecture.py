@@ -130,3 +130,9 @@ def test_no_code_outside_models_names_a_backbones_parts():
             if isinstance(node, ast.JoinedStr) and any(isinstance(v, ast.Constant) and str(v.value).endswith("layer") for v in node.values):
                 found.append(f"{path.relative_to(SRC)}:{node.lineno}: an f-string naming layer{{i}}")
     assert not found, "backbone part names outside models/: " + "; ".join(found)
+
+
+def test_utils_import_no_other_attnzoo_package():
+    outside = {f"{m} -> {t}" for m, targets in import_graph().items() if m.startswith("attnzoo.utils")
+               for t in targets if not t.startswith("attnzoo.utils")}
+    assert not outside, sorted(outside)
