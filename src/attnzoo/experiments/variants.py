@@ -40,7 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {"variants": DEFAULT_VARIANTS},
     "ablations": {"variants": ("plain", *dict.fromkeys(v for group in ABLATION_GROUPS.values() for v in group)), "seeds": 5},
     "long": {"variants": ("plain", "se", "cbam"), "seeds": 5, "model": "cifar_resnet20", "epochs": 10},
-    # The CPU budget (about an hour on 2 cores, docs/results/fashion/): a 5,000-image subset drawn
+    # The CPU budget (80 min for 5 seeds on 2 cores, docs/results/fashion/): a 5,000-image subset drawn
     # by --data-seed, 5 epochs, the full 10,000-image test set.
     "fashion": {"variants": FASHION_VARIANTS, "seeds": 5, "dataset": "fashion-mnist", "model": "cifar_resnet20",
                 "train_size": 5000, "epochs": 5},
