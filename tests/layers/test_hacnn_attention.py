@@ -81,3 +81,50 @@ def test_harmonious_attention_returns_soft_weights_and_theta():
     x = torch.randn(2, 32, 10, 4)
     a, theta = m(x)
     assert a.shape == x.shape and theta.shape == (2, 4, 2, 3)
+
+
+def _literal_soft_attention(m: HASoftAttention, x: torch.Tensor) -> torch.Tensor:
+    """``x ⊙ σ(ConvBlock(S(x) ⊗ C(x)))`` with the ConvBlock run on the materialised rank-1 map."""
+    s, c = m.spatial(x), m.channel(x)
+    return x * m.gate(m.mix(s * c))
+
+
+@pytest.mark.parametrize("momentum, track", [(0.1, True), (None, True), (0.1, False)])
+@pytest.mark.parametrize("train", [True, False])
+def test_folded_batch_norm_equals_the_conv_block_on_the_rank1_map(train, momentum, track):
+    import copy
+
+    torch.manual_seed(0)
+    m = randomize_(HASoftAttention(12)).double().train(train)
+    m.mix[1].momentum, m.mix[1].track_running_stats = momentum, track
+    if not track:
+        m.mix[1].running_mean = m.mix[1].running_var = None
+    literal = copy.deepcopy(m)
+    x = torch.randn(3, 12, 7, 5, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    for _ in range(2):  # twice: the running statistics move as BatchNorm2d moves them
+        out, want = m(x), _literal_soft_attention(literal, x_ref)
+        torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
+    for name, buffer in literal.named_buffers():
+        torch.testing.assert_close(dict(m.named_buffers())[name], buffer, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    want.backward(grad)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-10, atol=1e-12)
+    for (name, p), q in zip(m.named_parameters(), literal.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-9, atol=1e-11, msg=name)
+
+
+def test_soft_attention_ends_a_block_in_one_op_equal_to_relu_of_the_sum():
+    m = randomize_(HASoftAttention(8)).eval()
+    x, identity = torch.randn(2, 8, 5, 6), torch.randn(2, 8, 5, 6)
+    torch.testing.assert_close(m.forward_residual(x, identity), F.relu(m(x) + identity))
+    seen = []
+    m.gate.register_forward_hook(lambda _m, _i, out: seen.append(out))  # a watched gate runs as itself
+    torch.testing.assert_close(m.forward_residual(x, identity), F.relu(_literal_soft_attention(m, x) + identity))
+    assert seen and seen[-1].shape == (2, 8, 5, 6)
+
+
+def test_soft_attention_in_training_refuses_a_single_value_per_channel_as_batch_norm_does():
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        HASoftAttention(8).train()(torch.randn(1, 8, 1, 1))

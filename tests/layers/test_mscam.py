@@ -105,3 +105,39 @@ def test_checkpoints_with_the_old_branch_names_load():
     aff = AFF(16)
     old = {k.replace(".pooled.", ".global.").replace(".pixel.", ".local."): v for k, v in randomize_(AFF(16)).state_dict().items()}
     aff.load_state_dict(old)  # nested inside AFF too
+
+
+def _watched(module):
+    """The same module with a hook on every gate, so each runs as itself (the materialised path)."""
+    import copy
+
+    watched = copy.deepcopy(module)
+    for name, sub in watched.named_modules():
+        if name.endswith("gate"):
+            sub.register_forward_hook(lambda *_: None)
+    return watched
+
+
+@pytest.mark.parametrize("branches", ["global_local", "global_global", "local_local"])
+@pytest.mark.parametrize("kind", ["mscam", "aff", "iaff", "aff scale 2"])
+def test_the_fused_gate_equals_the_materialised_one_in_values_and_gradients(kind, branches):
+    torch.manual_seed(0)
+    options = {"branches": branches, **({"scale": 2.0} if kind == "aff scale 2" else {})}
+    module = randomize_({"mscam": MSCAM, "aff": AFF, "iaff": IAFF, "aff scale 2": AFF}[kind](8, **options)).double().train()
+    watched = _watched(module)
+    inputs = [torch.randn(2, 8, 5, 3, dtype=torch.float64, requires_grad=True) for _ in range(1 if kind == "mscam" else 2)]
+    copies = [t.detach().clone().requires_grad_() for t in inputs]
+    out, want = module(*inputs), watched(*copies)
+    torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    want.backward(grad)
+    for p, q in zip(inputs + list(module.parameters()), copies + list(watched.parameters())):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [AFF, IAFF, AddFusion])
+def test_a_fusion_ends_a_block_with_its_relu_in_the_same_op(cls):
+    m = randomize_(cls(8)).eval()
+    x, y = torch.randn(2, 8, 4, 4), torch.randn(2, 8, 4, 4)
+    torch.testing.assert_close(m.forward_residual(x, y), torch.relu(m(x, y)))

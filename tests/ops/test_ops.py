@@ -220,15 +220,109 @@ def test_observed_sees_own_and_global_hooks():
     assert not ops.observed(m)
 
 
-@pytest.mark.parametrize("case", ["gate all", "gate end", "pools", "mean", "channel pools", "channel pools unscaled"])
+@pytest.mark.parametrize("case", ["gate all", "gate end", "pools", "mean", "channel pools", "channel pools unscaled",
+                                  "rank1", "rank1 end", "mix", "mix fusion end", "mix pooled only"])
 def test_torch_library_opcheck_passes(case):
     # PyTorch's own check of a custom op: schema, fake (meta) kernel against the real one, registered
     # autograd, and tracing under AOT autograd.
     x, a, b, r = (t.float().requires_grad_() for t in _gate_inputs((2, 3, 4, 5)))
-    op, args = {"gate all": (torch.ops.attnzoo.gate.default, (x, a, b, r, True)),
+    u, v = (torch.randn(2, 3).requires_grad_() for _ in range(2))
+    op, args = {"rank1": (torch.ops.attnzoo.rank1_gate.default, (x, b, u, v, None, False)),
+                "rank1 end": (torch.ops.attnzoo.rank1_gate.default, (x, b, u, v, r, True)),
+                "mix": (torch.ops.attnzoo.mix.default, (x, None, r, a, 1.0, False)),
+                "mix fusion end": (torch.ops.attnzoo.mix.default, (x, r, b.expand_as(x).contiguous(), a, 2.0, True)),
+                "mix pooled only": (torch.ops.attnzoo.mix.default, (x, r, None, a, 1.0, False)),
+                "gate all": (torch.ops.attnzoo.gate.default, (x, a, b, r, True)),
                 "gate end": (torch.ops.attnzoo.gate.default, (x, None, None, r, True)),
                 "pools": (torch.ops.attnzoo.global_pools.default, (x, True)),
                 "mean": (torch.ops.attnzoo.global_pools.default, (x, False)),
                 "channel pools": (torch.ops.attnzoo.channel_pools.default, (x, a)),
                 "channel pools unscaled": (torch.ops.attnzoo.channel_pools.default, (x, None))}[case]
     torch.library.opcheck(op, args)
+
+
+# --- rank1_gate (HA soft attention) and mix (MS-CAM, AFF) --------------------------------------------
+
+def _rank1_inputs(shape, channels_last=False, seed=0):
+    x, _, s, r = _gate_inputs(shape, channels_last=channels_last, seed=seed)
+    g = torch.Generator().manual_seed(seed + 7)
+    n, c = shape[:2]
+    return x, torch.randn(n, 1, *shape[2:], generator=g, dtype=F64), torch.randn(n, c, generator=g, dtype=F64), \
+        torch.randn(n, c, generator=g, dtype=F64), r
+
+
+def _mix_inputs(shape, channels_last=False, seed=0):
+    x, _, _, y = _gate_inputs(shape, channels_last=channels_last, seed=seed)
+    g = torch.Generator().manual_seed(seed + 11)
+    return x, y, torch.randn(shape, generator=g, dtype=F64), torch.randn(shape[:2], generator=g, dtype=F64)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("end", [False, True])
+def test_rank1_gate_equals_its_equation(end, channels_last):
+    x, s, u, v, r = _rank1_inputs((2, 5, 3, 7), channels_last)
+    s[0, 0, 0, :3] = -10.0  # pre-activations below 0: the ReLU's flat part, where no gradient flows
+    (out, grads), (ref_out, ref_grads) = _both("rank1_gate", x, s, u, v, r if end else None, relu=end)
+    assert torch.equal(out[0], ref_out[0])  # the same operations in the same order
+    for p, q in zip(grads, ref_grads):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-14)
+    assert out[0].is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("kind", ["gate", "fusion", "fusion end scale 2", "pooled only", "local only"])
+def test_mix_equals_its_equation(kind, channels_last):
+    x, y, local, pooled = _mix_inputs((2, 5, 3, 7), channels_last)
+    args = {"gate": (x, None, local, pooled), "fusion": (x, y, local, pooled), "fusion end scale 2": (x, y, local, pooled),
+            "pooled only": (x, y, None, pooled), "local only": (x, None, local, None)}[kind]
+    options = {"scale": 2.0, "relu": True} if kind == "fusion end scale 2" else {}
+    (out, grads), (ref_out, ref_grads) = _both("mix", *args, **options)
+    torch.testing.assert_close(out[0], ref_out[0], rtol=0, atol=1e-15)
+    for p, q in zip(grads, ref_grads):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-14)
+
+
+def test_gradcheck_rank1_gate_and_mix():
+    x, s, u, v, r = (t.requires_grad_() for t in _rank1_inputs((2, 3, 4, 5)))
+    assert torch.autograd.gradcheck(lambda *t: CUSTOM["rank1_gate"](*t, relu=True), (x, s, u, v, r))
+    assert torch.autograd.gradcheck(CUSTOM["rank1_gate"], (x, s, u, v))
+    x, y, local, pooled = (t.requires_grad_() for t in _mix_inputs((2, 3, 4, 5)))
+    assert torch.autograd.gradcheck(lambda *t: CUSTOM["mix"](*t, scale=2.0, relu=True), (x, y, local, pooled))
+    assert torch.autograd.gradcheck(CUSTOM["mix"], (x, None, local, pooled))
+    assert torch.autograd.gradgradcheck(CUSTOM["mix"], (x, y, local, pooled))  # the backward is differentiable too
+    assert torch.autograd.gradgradcheck(CUSTOM["rank1_gate"], (x, s, u, v))
+
+
+def test_rank1_gate_and_mix_keep_the_input_not_the_gate_for_backward():
+    from attnzoo.bench.memory import saved_activation_bytes
+
+    x, s, u, v, r = (t.float().requires_grad_() for t in _rank1_inputs((4, 32, 16, 16)))
+    size = x.numel() * 4
+    assert saved_activation_bytes(lambda: CUSTOM["rank1_gate"](x, s, u, v)) <= 1.1 * size  # x (and the small inputs)
+    with ops.use("reference"):  # autograd's graph keeps the gate's ReLU and sigmoid outputs as well
+        assert saved_activation_bytes(lambda: ops.rank1_gate(x, s, u, v)) >= 3 * size
+    x, y, local, pooled = (t.float().requires_grad_() for t in _mix_inputs((4, 32, 16, 16)))
+    assert saved_activation_bytes(lambda: CUSTOM["mix"](x, y, local, pooled)) <= 3.1 * size  # x, y and the logits
+
+
+def test_rank1_gate_and_mix_pass_nan_and_inf_through_as_pytorch():
+    x, s, u, v, r = _rank1_inputs((2, 4, 3, 3))
+    x[0, 1, 1, 1], s[1, 0, 2, 2], u[1, 3] = float("nan"), float("nan"), float("inf")
+    (out, _), (ref_out, _) = _both("rank1_gate", x, s, u, v, r, relu=True)
+    torch.testing.assert_close(out[0], ref_out[0], equal_nan=True)
+    x, y, local, pooled = _mix_inputs((2, 4, 3, 3))
+    local[0, 1, 1, 1], x[1, 2, 0, 0], pooled[1, 3] = float("nan"), float("inf"), float("-inf")
+    (out, _), (ref_out, _) = _both("mix", x, y, local, pooled)
+    torch.testing.assert_close(out[0], ref_out[0], equal_nan=True)
+
+
+def test_rank1_gate_and_mix_name_wrong_arguments():
+    x = torch.ones(2, 3, 4, 5)
+    with pytest.raises(ValueError, match=r"rank1_gate: expected spatial of shape \(2, 1, 4, 5\)"):
+        ops.rank1_gate(x, torch.ones(2, 3, 4, 5), torch.ones(2, 3), torch.ones(2, 3))
+    with pytest.raises(ValueError, match=r"rank1_gate: expected shift of shape \(2, 3\)"):
+        ops.rank1_gate(x, torch.ones(2, 1, 4, 5), torch.ones(2, 3), torch.ones(3))
+    with pytest.raises(ValueError, match=r"mix: expected pooled of shape \(2, 3\)"):
+        ops.mix(x, pooled=torch.ones(2, 3, 1, 1))
+    with pytest.raises(ValueError, match="mix: expected local or pooled logits, got neither"):
+        ops.mix(x, x)

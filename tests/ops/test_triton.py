@@ -103,6 +103,50 @@ def test_channel_pools_forward_and_backward(with_scale, shape, channels_last, dt
         _close(got[1], want_grads[1], dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("end", [False, True])
+def test_rank1_gate_forward_and_backward(end, shape, channels_last, dtype):
+    x, _, _, r = _inputs(shape, dtype, channels_last)
+    g = torch.Generator().manual_seed(3)
+    n, c, h, w = shape
+    s, u, v = (torch.randn(size, generator=g, dtype=torch.float64).to(dtype) for size in ((n, 1, h, w), (n, c), (n, c)))
+    identity = r if end else None
+    y = tk.rank1_gate(x, s, u, v, identity, end)
+    assert y.dtype == dtype and y.stride() == x.stride()
+    grad = torch.randn(y.shape, generator=g, dtype=torch.float64).to(dtype)
+    want, want_grads = _reference_grads(lambda *t: reference.rank1_gate(*t, relu=end), (x, s, u, v, identity), (grad,))
+    _close(y, want[0], dtype)
+    got = tk.rank1_gate_backward(grad, x, s, u, v, y if end else None, end)
+    for p, q in zip(got[:4] + ((got[4],) if end else ()), want_grads):
+        _close(p, q, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("case", ["gate", "fusion", "fusion end scale 2", "pooled only", "local only"])
+def test_mix_forward_and_backward(case, shape, channels_last, dtype):
+    x, _, _, y = _inputs(shape, dtype, channels_last)
+    g = torch.Generator().manual_seed(5)
+    n, c = shape[:2]
+    local = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+    pooled = torch.randn(n, c, generator=g, dtype=torch.float64).to(dtype)
+    args = {"gate": (x, None, local, pooled), "fusion": (x, y, local, pooled), "fusion end scale 2": (x, y, local, pooled),
+            "pooled only": (x, y, None, pooled), "local only": (x, None, local, None)}[case]
+    scale, relu = (2.0, True) if case == "fusion end scale 2" else (1.0, False)
+    z = tk.mix(*args, scale, relu)
+    assert z.dtype == dtype and z.stride() == x.stride()
+    grad = torch.randn(z.shape, generator=g, dtype=torch.float64).to(dtype)
+    want, want_grads = _reference_grads(lambda *t: reference.mix(*t, scale=scale, relu=relu), args, (grad,))
+    _close(z, want[0], dtype)
+    got = tk.mix_backward(grad, *args, z if relu else None, scale)
+    present = [p for p, t in zip(got, args) if t is not None]
+    for p, q in zip(present, want_grads):
+        _close(p, q, dtype)
+
+
 def test_nan_and_inf_pass_through_like_pytorch():
     x = torch.randn(2, 6, 3, 3, dtype=torch.float64)
     x[0, 2, 1, 1], x[0, 4, 1, 1] = float("nan"), float("nan")

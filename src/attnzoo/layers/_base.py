@@ -115,7 +115,23 @@ class GateModule(AttentionModule):
 
 
 class FusionModule(AttentionModule):
-    """Base of every fusion module: ``z = m(x, y)`` with ``x``, ``y`` and ``z`` of one shape."""
+    """Base of every fusion module: ``z = m(x, y)`` with ``x``, ``y`` and ``z`` of one shape.
+
+    Subclasses say their equation in :meth:`fuse`; in a residual block (``x`` the branch,
+    ``y`` the identity) :meth:`forward_residual` gives ``ReLU(z)`` with the ReLU in the same op.
+    """
+
+    def fuse(self, x: torch.Tensor, y: torch.Tensor, relu: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.fuse(x, y, relu=False)
+
+    def forward_residual(self, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        """``relu(self(x, identity))``: one op, unless a hook watches this module (then it runs as itself)."""
+        if ops.observed(self) or type(self).fuse is FusionModule.fuse:  # a subclass that defines forward only
+            return F.relu(self(x, identity))
+        return self.fuse(x, identity, relu=True)
 
     def check_pair(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.check_input(x)

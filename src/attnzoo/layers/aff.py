@@ -4,7 +4,9 @@ replace. Their weights come from MS-CAM (:mod:`.mscam`)."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from .. import ops
 from ._base import FusionModule
 from .mscam import MSCAM
 from .registry import register_fusion
@@ -14,9 +16,9 @@ from .registry import register_fusion
 class AddFusion(FusionModule):
     """The baseline fusion, a plain sum with no parameters: ``z = x + y``."""
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def fuse(self, x: torch.Tensor, y: torch.Tensor, relu: bool) -> torch.Tensor:
         self.check_pair(x, y)
-        return x + y
+        return ops.gate(x, identity=y, relu=relu) if relu else x + y
 
 
 @register_fusion("aff")
@@ -43,11 +45,11 @@ class AFF(FusionModule):
         self.scale = scale
         self.attn = MSCAM(channels, reduction=reduction, min_hidden=min_hidden, branches=branches)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def fuse(self, x: torch.Tensor, y: torch.Tensor, relu: bool) -> torch.Tensor:
         self.check_pair(x, y)
-        m = self.attn.weights(x + y)
-        z = y + m * (x - y)  # = M ⊙ x + (1 − M) ⊙ y
-        return z * self.scale if self.scale != 1.0 else z
+        if not self.attn.fuses_gate():
+            return _blend(x, y, self.attn.weights(x + y), self.scale, relu)
+        return ops.mix(x, y, *self.attn.logits(x + y), scale=self.scale, relu=relu)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, scale={self.scale}"
@@ -80,12 +82,20 @@ class IAFF(FusionModule):
         self.attn1 = MSCAM(channels, reduction=reduction, min_hidden=min_hidden, branches=branches)
         self.attn2 = MSCAM(channels, reduction=reduction, min_hidden=min_hidden, branches=branches)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def fuse(self, x: torch.Tensor, y: torch.Tensor, relu: bool) -> torch.Tensor:
         self.check_pair(x, y)
-        diff = x - y
-        xi = y + self.attn1.weights(x + y) * diff
-        z = y + self.attn2.weights(xi) * diff
-        return z * self.scale if self.scale != 1.0 else z
+        if not (self.attn1.fuses_gate() and self.attn2.fuses_gate()):
+            xi = _blend(x, y, self.attn1.weights(x + y), 1.0, False)
+            return _blend(x, y, self.attn2.weights(xi), self.scale, relu)
+        xi = ops.mix(x, y, *self.attn1.logits(x + y))
+        return ops.mix(x, y, *self.attn2.logits(xi), scale=self.scale, relu=relu)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, scale={self.scale}"
+
+
+def _blend(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, scale: float, relu: bool) -> torch.Tensor:
+    """``scale · (M ⊙ x + (1 − M) ⊙ y)`` from a materialised ``M`` (when a hook watches it)."""
+    z = y + m * (x - y)
+    z = z * scale if scale != 1.0 else z
+    return F.relu(z) if relu else z

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from ._base import AttentionModule, Gates, GateModule, check_channels, hidden_width
+from ._base import AttentionModule, Gates, GateModule, check_channels, hidden_width, statistics_dtype
 from .registry import register_attn
 
 
@@ -60,6 +60,11 @@ class HASoftAttention(AttentionModule):
     and ``C`` :class:`HAChannelMap` ``(N, C, 1, 1)``; ``y = x ⊙ A``. The ConvBlock ends in a
     ReLU, so ``A`` lies in ``[0.5, 1)``: soft attention can only damp a pixel by half.
 
+    ``forward`` computes the same thing without forming ``A``: the ConvBlock's conv and BatchNorm
+    of the rank-1 map fold into ``u ⊗ s + v`` (``u``, ``v`` per image and channel; BN's batch
+    statistics follow from ``s`` and ``W c`` alone), and :func:`attnzoo.ops.rank1_gate` applies
+    ``σ(ReLU(u ⊗ s + v))`` in one pass, recomputing it in backward instead of storing it.
+
     Args:
         channels: ``C``. reduction: of the channel map (default 16).
         min_hidden: lower bound on its hidden width (default 8).
@@ -88,7 +93,23 @@ class HASoftAttention(AttentionModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return x * self.weights(x)
+        if not self._fuses_gate():
+            return x * self.weights(x)
+        return ops.rank1_gate(x, *self._rank1(x))
+
+    def forward_residual(self, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+        """``relu(self(x) + identity)`` in one op, unless a hook watches this module or its gate."""
+        if ops.observed(self) or not self._fuses_gate():
+            return F.relu(self(x) + identity)
+        self.check_input(x)
+        return ops.rank1_gate(x, *self._rank1(x), identity=identity, relu=True)
+
+    def _fuses_gate(self) -> bool:
+        # The mix's ConvBlock must be the stock conv + BN + ReLU (its BN folds to a scale and a shift),
+        # and no hook may watch the gate or the block's parts (they must then run as themselves).
+        conv, norm, act = self.mix
+        stock = type(norm) is nn.BatchNorm2d and type(act) is nn.ReLU and type(self.gate) is nn.Sigmoid
+        return stock and not ops.observed(self.gate, self.mix, conv, norm, act)
 
     def _weights(self, s: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         conv, norm, act = self.mix
@@ -97,6 +118,50 @@ class HASoftAttention(AttentionModule):
         wc = F.linear(c.flatten(1), conv.weight.flatten(1))[:, :, None, None]  # W c: (N, C, 1, 1)
         b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
         return self.gate(act(norm(torch.addcmul(b[:, None, None], s, wc))))
+
+    def _rank1(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(s, u, v)`` with ``BN(conv(s ⊗ c)) = u ⊗ s + v``: the spatial map and the mix's conv and
+        BatchNorm folded into a scale and a shift per image and channel, BN's statistics included."""
+        s, c = self.spatial(x), self.channel(x)
+        conv, norm, _ = self.mix
+        wc = F.linear(c.flatten(1), conv.weight.flatten(1))  # W c: (N, C)
+        b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
+        mean, var = _rank1_batch_norm_statistics(norm, s, wc, b)
+        inv = torch.rsqrt(var + norm.eps)
+        scale = inv * norm.weight if norm.weight is not None else inv
+        shift = -mean * scale + norm.bias if norm.bias is not None else -mean * scale
+        dtype = torch.promote_types(x.dtype, s.dtype)  # under autocast the gate keeps the feature map's dtype
+        return s, (wc * scale).to(dtype), (b * scale + shift).expand_as(wc).to(dtype)  # eval: one shift for every image
+
+
+def _rank1_batch_norm_statistics(norm: nn.BatchNorm2d, s: torch.Tensor, wc: torch.Tensor, b: torch.Tensor
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (mean, variance) per channel that ``norm`` normalises ``z = s ⊗ wc + b`` with — batch
+    statistics in training (and the running ones updated as ``nn.BatchNorm2d`` does), running ones in
+    eval — computed from ``s`` (N, 1, H, W) and ``wc`` (N, C) without forming ``z``: per image,
+    ``mean_p z = wc s̄ + b`` and ``var_p z = wc² var_p(s)``; over the batch, the variance of the
+    per-image means is added (the law of total variance)."""
+    if not (norm.training or norm.running_mean is None):
+        return norm.running_mean, norm.running_var
+    n, _, h, w = s.shape
+    count = n * h * w
+    if count < 2 and norm.training:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {(n, wc.shape[1], h, w)}")
+    dtype = statistics_dtype(wc)
+    flat = s.flatten(1).to(dtype)
+    s_mean = flat.mean(1, keepdim=True)  # (N, 1)
+    s_var = (flat - s_mean).square().mean(1, keepdim=True)
+    wc = wc.to(dtype)
+    image_mean = wc * s_mean + b  # (N, C)
+    mean = image_mean.mean(0)
+    var = (wc.square() * s_var + (image_mean - mean).square()).mean(0)
+    if norm.training and norm.track_running_stats and norm.running_mean is not None:
+        with torch.no_grad():
+            norm.num_batches_tracked.add_(1)
+            momentum = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
+            norm.running_mean.lerp_(mean.to(norm.running_mean.dtype), momentum)
+            norm.running_var.lerp_((var * count / (count - 1)).to(norm.running_var.dtype), momentum)
+    return mean, var
 
 
 @register_attn("ha_spatial")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
+from .. import ops
 from ..utils.constraints import Choice
 from ._base import AttentionModule, hidden_width
 from .registry import register_attn
@@ -38,7 +41,7 @@ class ContextBranch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.global_pool:
-            x = x.mean((2, 3), keepdim=True)
+            x = ops.global_mean(x)[:, :, None, None]
         return self.bn2(self.pw2(self.act(self.bn1(self.pw1(x)))))
 
     def extra_repr(self) -> str:
@@ -77,17 +80,36 @@ class MSCAM(AttentionModule):
         )
         self.gate = nn.Sigmoid()
 
-    def weights(self, x: torch.Tensor) -> torch.Tensor:
-        """The attention weights ``M(x)``: ``(N, C, H, W)``, or ``(N, C, 1, 1)`` for global_global."""
+    def logits(self, x: torch.Tensor) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """``L(x) + G(x)`` as its two parts: the per-pixel logits ``(N, C, H, W)`` and the pooled
+        ones ``(N, C)``, each summed over its branches (None where no branch is of that kind)."""
         self.check_input(x)
-        logits = None
+        local, pooled = None, None
         for branch in self.branches.values():
             out = branch(x)
-            logits = out if logits is None else logits + out
-        return self.gate(logits)
+            if branch.global_pool:
+                out = out.flatten(1)
+                pooled = out if pooled is None else pooled + out
+            else:
+                local = out if local is None else local + out
+        return local, pooled
+
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention weights ``M(x)``: ``(N, C, H, W)``, or ``(N, C, 1, 1)`` for global_global."""
+        local, pooled = self.logits(x)
+        if pooled is not None:
+            pooled = pooled[:, :, None, None]
+        return self.gate(pooled if local is None else local if pooled is None else local + pooled)
+
+    def fuses_gate(self) -> bool:
+        """Whether ``M`` may be applied inside :func:`attnzoo.ops.mix` (never stored): not while a
+        hook watches the gate, which must then run as itself."""
+        return not ops.observed(self.gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.weights(x)
+        if not self.fuses_gate():
+            return x * self.weights(x)
+        return ops.mix(x, None, *self.logits(x))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, branches={self.branches_kind!r}"

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from ..layers._base import GateModule
+from ..layers._base import FusionModule
 from ..layers.registry import get_conv_class
 from ..layers.residual_mix import wrap
 from .registry import register_model
@@ -129,14 +129,18 @@ class Bottleneck(nn.Module):
 def _merge(block: Union[BasicBlock, Bottleneck], out: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
     """A block's end: ``relu(fuse(attn(out), identity))``, the fusion being ``+`` unless the block has one.
 
-    With a gating module (or none) and the stock ReLU, the gate, the addition and the ReLU are one
-    op (:func:`attnzoo.ops.gate`): one pass over memory where the device has a kernel for it.
+    With the stock ReLU and an attention module that can end a block (one with a
+    ``forward_residual``: the gating modules, HA soft attention), none, or a fusion module without
+    attention, the gate, the addition (or fusion) and the ReLU are one op (:mod:`attnzoo.ops`): one
+    pass over memory where the device has a kernel for it.
     """
-    if block.fusion is None and type(block.relu) is nn.ReLU and not ops.observed(block.relu):
-        if block.attn is None:
+    if type(block.relu) is nn.ReLU and not ops.observed(block.relu):
+        if block.fusion is None and block.attn is None:
             return ops.gate(out, identity=identity, relu=True)
-        if isinstance(block.attn, GateModule):
+        if block.fusion is None and callable(getattr(block.attn, "forward_residual", None)):
             return block.attn.forward_residual(out, identity)
+        if block.attn is None and isinstance(block.fusion, FusionModule):
+            return block.fusion.forward_residual(out, identity)
     if block.attn is not None:
         out = block.attn(out)
     out = out + identity if block.fusion is None else block.fusion(out, identity)

@@ -140,3 +140,71 @@ def channel_pools_backward(grad_mean: Optional[Tensor], grad_max: Optional[Tenso
 
 def _format(x: Tensor) -> torch.memory_format:
     return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
+
+
+# --- HA soft attention's gate and MS-CAM's: the gate is recomputed in backward, never stored -------
+
+def _sigmoid_backward(grad: Tensor, weights: Tensor) -> Tensor:
+    """σ's backward from its output, in autograd's order: ``grad ⊙ (1 − σ) ⊙ σ``."""
+    return grad * (1 - weights) * weights
+
+
+def rank1_gate(x: Tensor, spatial: Tensor, scale: Tensor, shift: Tensor, identity: Optional[Tensor], relu: bool) -> Tensor:
+    out = torch.empty_like(x, dtype=result_dtype(x, spatial, scale, shift, identity))
+    pre = torch.addcmul(_nchw(shift), _nchw(scale), spatial)
+    torch.mul(x, pre.relu_().sigmoid_(), out=out)
+    if identity is not None:
+        out.add_(identity)
+    return out.relu_() if relu else out
+
+
+def rank1_gate_backward(grad: Tensor, x: Tensor, spatial: Tensor, scale: Tensor, shift: Tensor, y: Optional[Tensor],
+                        identity_dtype: Optional[torch.dtype]) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(grad_x, grad_spatial, grad_scale, grad_shift, grad_identity) from ``x`` and the small inputs:
+    ``A = σ(ReLU(t))``, ``t = scale ⊗ spatial + shift``, recomputed; ``∂/∂x = g ⊙ A``,
+    ``d = [t > 0] (g ⊙ x)(1 − A) A``, ``∂/∂shift = Σ_p d``, ``∂/∂scale = Σ_p d ⊙ spatial``,
+    ``∂/∂spatial = Σ_c d ⊙ scale``."""
+    pre = grad if y is None else torch.ops.aten.threshold_backward(grad, y, 0)
+    grad_identity = pre.to(identity_dtype) if identity_dtype is not None else grad.new_empty(0)
+    logits = torch.addcmul(_nchw(shift), _nchw(scale), spatial)
+    weights = torch.sigmoid(torch.relu(logits))
+    grad_x = (pre * weights).to(x.dtype)
+    d = torch.where(logits > 0, _sigmoid_backward(pre * x, weights), 0)
+    return (grad_x, (d * _nchw(scale)).sum(1, keepdim=True).to(spatial.dtype), (d * spatial).sum((2, 3)).to(scale.dtype),
+            d.sum((2, 3)).to(shift.dtype), grad_identity)
+
+
+def mix_logits(local: Optional[Tensor], pooled: Optional[Tensor]) -> Tensor:
+    """``local + pooled`` broadcast over pixels, either absent."""
+    if local is None:
+        return _nchw(pooled)
+    return local if pooled is None else local + _nchw(pooled)
+
+
+def mix(x: Tensor, y: Optional[Tensor], local: Optional[Tensor], pooled: Optional[Tensor], scale: float, relu: bool) -> Tensor:
+    out = torch.empty_like(x, dtype=result_dtype(x, y, local, pooled))
+    weights = torch.sigmoid(mix_logits(local, pooled))
+    if y is None:
+        torch.mul(x, weights, out=out)
+    else:
+        torch.sub(x, y, out=out).mul_(weights).add_(y)
+    if scale != 1.0:
+        out.mul_(scale)
+    return out.relu_() if relu else out
+
+
+def mix_backward(grad: Tensor, x: Tensor, y: Optional[Tensor], local: Optional[Tensor], pooled: Optional[Tensor],
+                 z: Optional[Tensor], scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(grad_x, grad_y, grad_local, grad_pooled) from the inputs (``M`` recomputed); ``z`` is the
+    output where the op ended in a ReLU. With ``g' = scale · g``: ``∂/∂x = g' ⊙ M``,
+    ``∂/∂y = g' − g' ⊙ M``, ``∂/∂local = (g' ⊙ (x − y))(1 − M) M``, ``∂/∂pooled = Σ_p ∂/∂local``."""
+    pre = grad if z is None else torch.ops.aten.threshold_backward(grad, z, 0)
+    if scale != 1.0:
+        pre = pre * scale
+    weights = torch.sigmoid(mix_logits(local, pooled))
+    grad_x = pre * weights
+    grad_y = grad.new_empty(0) if y is None else (pre - grad_x).to(y.dtype)
+    grad_logits = _sigmoid_backward(pre * (x if y is None else x - y), weights)
+    grad_local = grad_logits.to(local.dtype) if local is not None else grad.new_empty(0)
+    grad_pooled = grad_logits.sum((2, 3)).to(pooled.dtype) if pooled is not None else grad.new_empty(0)
+    return grad_x.to(x.dtype), grad_y, grad_local, grad_pooled

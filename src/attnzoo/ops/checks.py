@@ -20,6 +20,9 @@ CUSTOM: dict[str, Callable] = {
     "global_mean": lambda x: torch.ops.attnzoo.global_pools(x, False)[0],
     "global_pools": lambda x: torch.ops.attnzoo.global_pools(x, True),
     "channel_pools": lambda x, scale=None: torch.ops.attnzoo.channel_pools(x, scale)[:2],
+    "rank1_gate": lambda x, spatial, scale, shift, identity=None, relu=False: torch.ops.attnzoo.rank1_gate(
+        x, spatial, scale, shift, identity, relu),
+    "mix": lambda x, y=None, local=None, pooled=None, scale=1.0, relu=False: torch.ops.attnzoo.mix(x, y, local, pooled, scale, relu),
 }
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -41,6 +44,7 @@ def cases(device: torch.device, dtype: torch.dtype, channels_last: bool, shape) 
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     a, b, r = rand(n, c, positive=True), rand(n, 1, h, w, positive=True), rand(*shape)
+    u, v, local, pooled = rand(n, c), rand(n, c), rand(*shape), rand(n, c)
     return {
         "gate(x, a, b, identity, relu)": ("gate", (x, a, b, r), {"relu": True}),
         "gate(x, a)": ("gate", (x, a), {}),
@@ -50,6 +54,11 @@ def cases(device: torch.device, dtype: torch.dtype, channels_last: bool, shape) 
         "global_pools": ("global_pools", (x,), {}),
         "channel_pools(x)": ("channel_pools", (x,), {}),
         "channel_pools(x, a)": ("channel_pools", (x, a), {}),
+        "rank1_gate(x, s, u, v)": ("rank1_gate", (x, b, u, v), {}),
+        "rank1_gate(x, s, u, v, identity, relu)": ("rank1_gate", (x, b, u, v, r), {"relu": True}),
+        "mix(x, local, pooled)": ("mix", (x, None, local, pooled), {}),
+        "mix(x, y, local, pooled, relu)": ("mix", (x, r, local, pooled), {"relu": True}),
+        "mix(x, y, pooled, scale=2)": ("mix", (x, r, None, pooled), {"scale": 2.0}),
     }
 
 

@@ -195,3 +195,96 @@ def _channel_pools_backward_fake(grad_mean, grad_max, x, scale, index):
 
 channel_pools.register_autograd(_channel_pools_backward, setup_context=_channel_pools_setup)
 _register_cuda(channel_pools, "channel_pools")
+
+
+# --- rank-1 gate: y = relu?(x ⊙ σ(ReLU(scale ⊗ spatial + shift)) + identity) (HA soft attention) ---
+
+@custom_op("attnzoo::rank1_gate", mutates_args=())
+def rank1_gate(x: Tensor, spatial: Tensor, scale: Tensor, shift: Tensor, identity: Optional[Tensor], relu: bool) -> Tensor:
+    return aten.rank1_gate(x, spatial, scale, shift, identity, relu)
+
+
+@rank1_gate.register_fake
+def _rank1_gate_fake(x, spatial, scale, shift, identity, relu):
+    return torch.empty_like(x, dtype=aten.result_dtype(x, spatial, scale, shift, identity))
+
+
+def _rank1_gate_setup(ctx, inputs, output) -> None:
+    x, spatial, scale, shift, identity, relu = inputs
+    ctx.identity_dtype = None if identity is None else identity.dtype
+    ctx.save_for_backward(x, spatial, scale, shift, output if relu else None)  # the gate is recomputed, never kept
+
+
+def _rank1_gate_backward(ctx, grad):
+    x, spatial, scale, shift, y = ctx.saved_tensors
+    if triton_for(grad) is not None:
+        grads = list(torch.ops.attnzoo.rank1_gate_backward(grad, x, spatial, scale, shift, y, ctx.identity_dtype is not None))
+        grads[4] = grads[4].to(ctx.identity_dtype) if ctx.identity_dtype is not None else None
+    else:
+        grads = list(aten.rank1_gate_backward(grad, x, spatial, scale, shift, y, ctx.identity_dtype))
+        grads[4] = grads[4] if ctx.identity_dtype is not None else None
+    return (*grads, None)
+
+
+@custom_op("attnzoo::rank1_gate_backward", mutates_args=())
+def rank1_gate_backward_op(grad: Tensor, x: Tensor, spatial: Tensor, scale: Tensor, shift: Tensor, y: Optional[Tensor],
+                           with_identity: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The Triton backward of the rank-1 gate as an opaque op (CUDA only)."""
+    return _require_triton(x).rank1_gate_backward(grad, x, spatial, scale, shift, y, with_identity)
+
+
+@rank1_gate_backward_op.register_fake
+def _rank1_gate_backward_fake(grad, x, spatial, scale, shift, y, with_identity):
+    return (torch.empty_like(x), torch.empty_like(spatial), torch.empty_like(scale), torch.empty_like(shift),
+            torch.empty_like(grad) if with_identity else grad.new_empty(0))
+
+
+rank1_gate.register_autograd(_rank1_gate_backward, setup_context=_rank1_gate_setup)
+_register_cuda(rank1_gate, "rank1_gate")
+
+
+# --- mix: z = relu?(scale · (y + σ(local + pooled) ⊙ (x − y))) (MS-CAM, AFF, iAFF) ----------------
+
+@custom_op("attnzoo::mix", mutates_args=())
+def mix(x: Tensor, y: Optional[Tensor], local: Optional[Tensor], pooled: Optional[Tensor], scale: float, relu: bool) -> Tensor:
+    return aten.mix(x, y, local, pooled, scale, relu)
+
+
+@mix.register_fake
+def _mix_fake(x, y, local, pooled, scale, relu):
+    return torch.empty_like(x, dtype=aten.result_dtype(x, y, local, pooled))
+
+
+def _mix_setup(ctx, inputs, output) -> None:
+    x, y, local, pooled, scale, relu = inputs
+    ctx.scale = scale
+    ctx.save_for_backward(x, y, local, pooled, output if relu else None)  # M is recomputed, never kept
+
+
+def _mix_backward(ctx, grad):
+    x, y, local, pooled, z = ctx.saved_tensors
+    if triton_for(grad) is not None:
+        grads = torch.ops.attnzoo.mix_backward(grad, x, y, local, pooled, z, ctx.scale)
+    else:
+        grads = aten.mix_backward(grad, x, y, local, pooled, z, ctx.scale)
+    grad_x, grad_y, grad_local, grad_pooled = grads
+    return (grad_x, grad_y if y is not None else None, grad_local if local is not None else None,
+            grad_pooled if pooled is not None else None, None, None)
+
+
+@custom_op("attnzoo::mix_backward", mutates_args=())
+def mix_backward_op(grad: Tensor, x: Tensor, y: Optional[Tensor], local: Optional[Tensor], pooled: Optional[Tensor],
+                    z: Optional[Tensor], scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The Triton backward of the mix as an opaque op (CUDA only)."""
+    return _require_triton(x).mix_backward(grad, x, y, local, pooled, z, scale)
+
+
+@mix_backward_op.register_fake
+def _mix_backward_fake(grad, x, y, local, pooled, z, scale):
+    def like(t: Optional[Tensor]) -> Tensor:
+        return grad.new_empty(0) if t is None else torch.empty_like(t)
+    return torch.empty_like(x), like(y), like(local), like(pooled)
+
+
+mix.register_autograd(_mix_backward, setup_context=_mix_setup)
+_register_cuda(mix, "mix")

@@ -49,3 +49,27 @@ def channel_pools(x: Tensor, scale: Optional[Tensor] = None) -> tuple[Tensor, Te
     """
     scaled = x if scale is None else x * scale[:, :, None, None]
     return scaled.mean(1, keepdim=True), scaled.max(1, keepdim=True).values
+
+
+def rank1_gate(x: Tensor, spatial: Tensor, scale: Tensor, shift: Tensor, identity: Optional[Tensor] = None,
+               relu: bool = False) -> Tensor:
+    """``y = x ⊙ σ(ReLU(scale ⊗ spatial + shift)) (+ identity)``, then ``relu`` if asked: spatial
+    (N, 1, H, W), scale and shift (N, C) — HA-CNN's soft attention, whose gate is a ConvBlock of
+    a rank-1 map (its conv and BN fold into a scale and a shift per image and channel)."""
+    attention = torch.sigmoid(torch.relu(torch.addcmul(shift[:, :, None, None], scale[:, :, None, None], spatial)))
+    return gate(x * attention, identity=identity, relu=relu)
+
+
+def mix(x: Tensor, y: Optional[Tensor], local: Optional[Tensor], pooled: Optional[Tensor], scale: float = 1.0,
+        relu: bool = False) -> Tensor:
+    """``z = scale · (y + M ⊙ (x − y))`` (= ``M ⊙ x + (1 − M) ⊙ y``), or ``scale · x ⊙ M`` without
+    ``y``, with ``M = σ(local + pooled)``: local (N, C, H, W), pooled (N, C), either may be absent;
+    then ``relu`` if asked — MS-CAM's gate and attentional feature fusion."""
+    if local is None and pooled is None:
+        raise ValueError("attnzoo.ops.mix: expected local or pooled logits, got neither")
+    logits = local if pooled is None else (pooled[:, :, None, None] if local is None else local + pooled[:, :, None, None])
+    weights = torch.sigmoid(logits)
+    z = x * weights if y is None else y + weights * (x - y)
+    if scale != 1.0:
+        z = z * scale
+    return F.relu(z) if relu else z

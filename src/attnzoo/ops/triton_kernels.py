@@ -339,3 +339,217 @@ def channel_pools_backward(grad_mean: Optional[Tensor], grad_max: Optional[Tenso
         c, h * w, *sx, HAS_S=scale is not None, HAS_MEAN=grad_mean is not None, HAS_MAX=grad_max is not None,
         F64=_f64(x), BC=bc, BP=bp)
     return grad_x, (partial.sum(2).to(scale.dtype) if scale is not None else x.new_empty(0))
+
+
+# --- rank-1 gate (HA soft attention) -------------------------------------------------------------
+
+@triton.jit
+def _sigmoid(t):
+    return 1.0 / (1.0 + tl.exp(-t))
+
+
+@triton.jit
+def _rank1_gate_kernel(x_ptr, s_ptr, u_ptr, v_ptr, r_ptr, y_ptr, C, P, sxn, sxc, sxp, srn, src, srp, syn, syc, syp,
+                       HAS_R: tl.constexpr, RELU: tl.constexpr, F64: tl.constexpr, BC: tl.constexpr, BP: tl.constexpr):
+    cblocks = tl.cdiv(C, BC)
+    n = tl.program_id(0) // cblocks
+    c = (tl.program_id(0) % cblocks) * BC + tl.arange(0, BC)
+    p = tl.program_id(1) * BP + tl.arange(0, BP)
+    mc, mp = c < C, p < P
+    m = mc[:, None] & mp[None, :]
+    v = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0)
+    v = v.to(tl.float64) if F64 else v.to(tl.float32)
+    s = tl.load(s_ptr + n * P + p, mask=mp, other=0.0).to(v.dtype)
+    u = tl.load(u_ptr + n * C + c, mask=mc, other=0.0).to(v.dtype)
+    b = tl.load(v_ptr + n * C + c, mask=mc, other=0.0).to(v.dtype)
+    t = u[:, None] * s[None, :] + b[:, None]
+    v = v * _sigmoid(tl.where(t <= 0, 0.0, t))
+    if HAS_R:
+        v = v + tl.load(r_ptr + n * srn + c[:, None] * src + p[None, :] * srp, mask=m, other=0.0).to(v.dtype)
+    if RELU:
+        v = tl.where(v <= 0, 0.0, v)
+    tl.store(y_ptr + n * syn + c[:, None] * syc + p[None, :] * syp, v.to(y_ptr.dtype.element_ty), mask=m)
+
+
+def rank1_gate(x: Tensor, spatial: Tensor, scale: Tensor, shift: Tensor, identity: Optional[Tensor], relu: bool) -> Tensor:
+    from .aten_kernels import result_dtype
+
+    n, c, h, w = x.shape
+    x, sx = _strides(x)
+    y = torch.empty_like(x, dtype=result_dtype(x, spatial, scale, shift, identity))
+    y_, sy = _strides(y)
+    r, sr = _strides(identity) if identity is not None else (x, sx)
+    bc, bp = _blocks(x)
+    _rank1_gate_kernel[(n * triton.cdiv(c, bc), triton.cdiv(h * w, bp))](
+        x, _flat(spatial), _flat(scale), _flat(shift), r, y_, c, h * w, *sx, *sr, *sy,
+        HAS_R=identity is not None, RELU=relu, F64=_f64(y), BC=bc, BP=bp)
+    return y
+
+
+@triton.jit
+def _rank1_gate_backward_kernel(g_ptr, x_ptr, s_ptr, u_ptr, v_ptr, y_ptr, gx_ptr, gr_ptr, ps_ptr, pu_ptr, pv_ptr, C, P,
+                                sgn, sgc, sgp, sxn, sxc, sxp, syn, syc, syp,
+                                RELU: tl.constexpr, WITH_R: tl.constexpr, F64: tl.constexpr, BC: tl.constexpr, BP: tl.constexpr):
+    cblocks = tl.cdiv(C, BC)
+    pblocks = tl.cdiv(P, BP)
+    n = tl.program_id(0) // cblocks
+    cb = tl.program_id(0) % cblocks
+    pb = tl.program_id(1)
+    c = cb * BC + tl.arange(0, BC)
+    p = pb * BP + tl.arange(0, BP)
+    mc, mp = c < C, p < P
+    m = mc[:, None] & mp[None, :]
+    g = tl.load(g_ptr + n * sgn + c[:, None] * sgc + p[None, :] * sgp, mask=m, other=0.0)
+    g = g.to(tl.float64) if F64 else g.to(tl.float32)
+    if RELU:
+        yv = tl.load(y_ptr + n * syn + c[:, None] * syc + p[None, :] * syp, mask=m, other=0.0)
+        g = tl.where(yv > 0, g, 0.0)
+    if WITH_R:
+        tl.store(gr_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, g.to(gr_ptr.dtype.element_ty), mask=m)
+    xv = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0).to(g.dtype)
+    s = tl.load(s_ptr + n * P + p, mask=mp, other=0.0).to(g.dtype)
+    u = tl.load(u_ptr + n * C + c, mask=mc, other=0.0).to(g.dtype)
+    b = tl.load(v_ptr + n * C + c, mask=mc, other=0.0).to(g.dtype)
+    t = u[:, None] * s[None, :] + b[:, None]
+    a = _sigmoid(tl.where(t <= 0, 0.0, t))
+    tl.store(gx_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, (g * a).to(gx_ptr.dtype.element_ty), mask=m)
+    d = tl.where(m & (t > 0), g * xv * (1.0 - a) * a, 0.0)  # through σ, then ReLU's mask (NaN: 0, as autograd)
+    tl.store(pv_ptr + (n * C + c) * pblocks + pb, tl.sum(d, axis=1), mask=mc)
+    tl.store(pu_ptr + (n * C + c) * pblocks + pb, tl.sum(d * s[None, :], axis=1), mask=mc)
+    tl.store(ps_ptr + (n * cblocks + cb) * P + p, tl.sum(d * u[:, None], axis=0), mask=mp)
+
+
+def rank1_gate_backward(grad: Tensor, x: Tensor, spatial: Tensor, scale: Tensor, shift: Tensor, y: Optional[Tensor],
+                        with_identity: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(grad_x, grad_spatial, grad_scale, grad_shift, grad_identity in grad's dtype, or empty)."""
+    n, c, h, w = x.shape
+    x, sx = _strides(_dense(x))
+    grad, sg = _strides(grad)
+    yv, sy = _strides(y) if y is not None else (x, sx)
+    bc, bp = _blocks(x)
+    cblocks, pblocks = triton.cdiv(c, bc), triton.cdiv(h * w, bp)
+    acc = torch.float64 if _f64(x) else torch.float32
+    grad_x = torch.empty_like(x)
+    grad_identity = torch.empty_like(x, dtype=grad.dtype) if with_identity else grad.new_empty(0)
+    partial_s = torch.empty(n, cblocks, h * w, dtype=acc, device=x.device)
+    partial_u, partial_v = (torch.empty(n, c, pblocks, dtype=acc, device=x.device) for _ in range(2))
+    _rank1_gate_backward_kernel[(n * cblocks, pblocks)](
+        grad, x, _flat(spatial), _flat(scale), _flat(shift), yv, grad_x, grad_identity if with_identity else grad_x,
+        partial_s, partial_u, partial_v, c, h * w, *sg, *sx, *sy,
+        RELU=y is not None, WITH_R=with_identity, F64=_f64(x), BC=bc, BP=bp)
+    return (grad_x, partial_s.sum(1).view(n, 1, h, w).to(spatial.dtype), partial_u.sum(2).to(scale.dtype),
+            partial_v.sum(2).to(shift.dtype), grad_identity)
+
+
+# --- mix (MS-CAM, AFF, iAFF) ---------------------------------------------------------------------
+
+@triton.jit
+def _mix_kernel(x_ptr, y_ptr, l_ptr, q_ptr, z_ptr, C, P, scale, sxn, sxc, sxp, syn, syc, syp, sln, slc, slp, szn, szc, szp,
+                HAS_Y: tl.constexpr, HAS_L: tl.constexpr, HAS_Q: tl.constexpr, RELU: tl.constexpr, F64: tl.constexpr,
+                BC: tl.constexpr, BP: tl.constexpr):
+    cblocks = tl.cdiv(C, BC)
+    n = tl.program_id(0) // cblocks
+    c = (tl.program_id(0) % cblocks) * BC + tl.arange(0, BC)
+    p = tl.program_id(1) * BP + tl.arange(0, BP)
+    mc, mp = c < C, p < P
+    m = mc[:, None] & mp[None, :]
+    xv = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0)
+    xv = xv.to(tl.float64) if F64 else xv.to(tl.float32)
+    logits = tl.zeros((BC, BP), dtype=xv.dtype)
+    if HAS_L:
+        logits += tl.load(l_ptr + n * sln + c[:, None] * slc + p[None, :] * slp, mask=m, other=0.0).to(xv.dtype)
+    if HAS_Q:
+        logits += tl.load(q_ptr + n * C + c, mask=mc, other=0.0).to(xv.dtype)[:, None]
+    weights = _sigmoid(logits)
+    if HAS_Y:
+        yv = tl.load(y_ptr + n * syn + c[:, None] * syc + p[None, :] * syp, mask=m, other=0.0).to(xv.dtype)
+        z = yv + weights * (xv - yv)
+    else:
+        z = xv * weights
+    z = z * scale
+    if RELU:
+        z = tl.where(z <= 0, 0.0, z)
+    tl.store(z_ptr + n * szn + c[:, None] * szc + p[None, :] * szp, z.to(z_ptr.dtype.element_ty), mask=m)
+
+
+def _full(t: Optional[Tensor], like: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
+    """A full-size optional input and its strides (``like``'s as a stand-in when absent)."""
+    return _strides(t) if t is not None else _strides(like)
+
+
+def mix(x: Tensor, y: Optional[Tensor], local: Optional[Tensor], pooled: Optional[Tensor], scale: float, relu: bool) -> Tensor:
+    from .aten_kernels import result_dtype
+
+    n, c, h, w = x.shape
+    x, sx = _strides(x)
+    (y_, sy), (l_, sl) = _full(y, x), _full(local, x)
+    z = torch.empty_like(x, dtype=result_dtype(x, y, local, pooled))
+    z_, sz = _strides(z)
+    bc, bp = _blocks(x)
+    _mix_kernel[(n * triton.cdiv(c, bc), triton.cdiv(h * w, bp))](
+        x, y_, l_, x if pooled is None else _flat(pooled), z_, c, h * w, float(scale), *sx, *sy, *sl, *sz,
+        HAS_Y=y is not None, HAS_L=local is not None, HAS_Q=pooled is not None, RELU=relu, F64=_f64(z), BC=bc, BP=bp)
+    return z
+
+
+@triton.jit
+def _mix_backward_kernel(g_ptr, x_ptr, y_ptr, l_ptr, q_ptr, z_ptr, gx_ptr, gy_ptr, gl_ptr, pq_ptr, C, P, scale,
+                         sgn, sgc, sgp, sxn, sxc, sxp, syn, syc, syp, sln, slc, slp, szn, szc, szp,
+                         HAS_Y: tl.constexpr, HAS_L: tl.constexpr, HAS_Q: tl.constexpr, RELU: tl.constexpr,
+                         F64: tl.constexpr, BC: tl.constexpr, BP: tl.constexpr):
+    cblocks = tl.cdiv(C, BC)
+    pblocks = tl.cdiv(P, BP)
+    n = tl.program_id(0) // cblocks
+    pb = tl.program_id(1)
+    c = (tl.program_id(0) % cblocks) * BC + tl.arange(0, BC)
+    p = pb * BP + tl.arange(0, BP)
+    mc, mp = c < C, p < P
+    m = mc[:, None] & mp[None, :]
+    g = tl.load(g_ptr + n * sgn + c[:, None] * sgc + p[None, :] * sgp, mask=m, other=0.0)
+    g = g.to(tl.float64) if F64 else g.to(tl.float32)
+    if RELU:
+        zv = tl.load(z_ptr + n * szn + c[:, None] * szc + p[None, :] * szp, mask=m, other=0.0)
+        g = tl.where(zv > 0, g, 0.0)
+    g = g * scale
+    logits = tl.zeros((BC, BP), dtype=g.dtype)
+    if HAS_L:
+        logits += tl.load(l_ptr + n * sln + c[:, None] * slc + p[None, :] * slp, mask=m, other=0.0).to(g.dtype)
+    if HAS_Q:
+        logits += tl.load(q_ptr + n * C + c, mask=mc, other=0.0).to(g.dtype)[:, None]
+    weights = _sigmoid(logits)
+    xv = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0).to(g.dtype)
+    gx = g * weights
+    tl.store(gx_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, gx.to(gx_ptr.dtype.element_ty), mask=m)
+    if HAS_Y:
+        yv = tl.load(y_ptr + n * syn + c[:, None] * syc + p[None, :] * syp, mask=m, other=0.0).to(g.dtype)
+        tl.store(gy_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, (g - gx).to(gy_ptr.dtype.element_ty), mask=m)
+        xv = xv - yv
+    d = tl.where(m, g * xv * (1.0 - weights) * weights, 0.0)
+    if HAS_L:
+        tl.store(gl_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, d.to(gl_ptr.dtype.element_ty), mask=m)
+    if HAS_Q:
+        tl.store(pq_ptr + (n * C + c) * pblocks + pb, tl.sum(d, axis=1), mask=mc)
+
+
+def mix_backward(grad: Tensor, x: Tensor, y: Optional[Tensor], local: Optional[Tensor], pooled: Optional[Tensor],
+                 z: Optional[Tensor], scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(grad_x, grad_y, grad_local, grad_pooled); empty for an absent input. The full-size
+    gradients are written with x's strides."""
+    n, c, h, w = x.shape
+    x, sx = _strides(_dense(x))
+    grad, sg = _strides(grad)
+    (y_, sy), (l_, sl), (z_, sz) = _full(y, x), _full(local, x), _full(z, x)
+    bc, bp = _blocks(x)
+    cblocks, pblocks = triton.cdiv(c, bc), triton.cdiv(h * w, bp)
+    acc = torch.float64 if _f64(x) else torch.float32
+    grad_x = torch.empty_like(x)
+    grad_y = torch.empty_like(x, dtype=y.dtype) if y is not None else grad.new_empty(0)
+    grad_local = torch.empty_like(x, dtype=local.dtype) if local is not None else grad.new_empty(0)
+    partial = torch.empty(n, c, pblocks, dtype=acc, device=x.device) if pooled is not None else grad.new_empty(0)
+    _mix_backward_kernel[(n * cblocks, pblocks)](
+        grad, x, y_, l_, x if pooled is None else _flat(pooled), z_, grad_x, grad_y if y is not None else grad_x,
+        grad_local if local is not None else grad_x, partial if pooled is not None else grad_x, c, h * w, float(scale),
+        *sg, *sx, *sy, *sl, *sz,
+        HAS_Y=y is not None, HAS_L=local is not None, HAS_Q=pooled is not None, RELU=z is not None, F64=_f64(x), BC=bc, BP=bp)
+    grad_pooled = partial.sum(2).to(pooled.dtype) if pooled is not None else grad.new_empty(0)
+    return grad_x, grad_y, grad_local, grad_pooled
