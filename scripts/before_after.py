@@ -73,7 +73,8 @@ def main(argv=None) -> None:
         for version, package in versions.items():
             for variant in args.variants:
                 torch.manual_seed(0)
-                model = package.create_model(args.model, attn=None if variant == "plain" else variant).train()
+                role = "fusion" if variant in package.list_fusion() else "attn"  # aff, iaff: the block's addition
+                model = package.create_model(args.model, **{role: None if variant == "plain" else variant}).train()
                 step = train_step(model, x, y)
                 saved[f"{version} {variant}"] = saved_activation_bytes(lambda: model(x))
                 candidates[f"{version} {variant}"] = step

@@ -56,11 +56,12 @@ def _timm_module(name: str, channels: int):
     return create_attn(timm_name, channels) if timm_name else None
 
 
-def _fwd_bwd(module, x, device, dtype) -> Callable[[], None]:
+def _fwd_bwd(module, inputs, device, dtype) -> Callable[[], None]:
     def run():
-        x.grad = None
+        for t in inputs:
+            t.grad = None
         with torch.autocast(device.type, dtype=DTYPES[dtype], enabled=dtype != "fp32"):
-            y = module(x)
+            y = module(*inputs)
         y.backward(torch.ones_like(y))
         sync(device)
     return run
@@ -68,21 +69,22 @@ def _fwd_bwd(module, x, device, dtype) -> Callable[[], None]:
 
 def bench_modules(device, args) -> list[dict]:
     n, c, s = (args.module_batch, 32, 9) if args.smoke else (args.module_batch, 256, 56)
-    x = torch.randn(n, c, s, s, device=device).contiguous(memory_format=torch.channels_last).requires_grad_()
+    x, y = (torch.randn(n, c, s, s, device=device).contiguous(memory_format=torch.channels_last).requires_grad_() for _ in range(2))
     candidates: dict[str, Callable[[], None]] = {"copy": lambda: (x.detach().clone(), sync(device))}
     for name in args.modules:
-        module = attnzoo.create_attn(name, c).to(device).train()
-        candidates[f"attnzoo {name}"] = _fwd_bwd(module, x, device, args.dtype)
-        reference = _fwd_bwd(module, x, device, args.dtype)
+        module = attnzoo.layers.create_module(name, c).to(device).train()
+        inputs = (x, y) if name in attnzoo.list_fusion() else (x,)  # a fusion module's copies are still of one input
+        candidates[f"attnzoo {name}"] = _fwd_bwd(module, inputs, device, args.dtype)
+        reference = _fwd_bwd(module, inputs, device, args.dtype)
         candidates[f"attnzoo {name} (reference)"] = lambda f=reference: _in_reference(f)
         if args.compile and name in args.compile_modules:
-            candidates[f"attnzoo {name} (compiled)"] = _fwd_bwd(torch.compile(module), x, device, args.dtype)
+            candidates[f"attnzoo {name} (compiled)"] = _fwd_bwd(torch.compile(module), inputs, device, args.dtype)
         theirs = _timm_module(name, c)
         if theirs is not None:
             theirs = theirs.to(device).train()
-            candidates[f"timm {name}"] = _fwd_bwd(theirs, x, device, args.dtype)
+            candidates[f"timm {name}"] = _fwd_bwd(theirs, inputs, device, args.dtype)
             if args.compile and name in args.compile_modules:
-                candidates[f"timm {name} (compiled)"] = _fwd_bwd(torch.compile(theirs), x, device, args.dtype)
+                candidates[f"timm {name} (compiled)"] = _fwd_bwd(torch.compile(theirs), inputs, device, args.dtype)
     times = time_interleaved(candidates, rounds=args.rounds, warmup=args.warmup)
     copy = times["copy"]["median"]
     return [{"candidate": k, "ms": v["median"] * 1e3, "copies": v["median"] / copy} for k, v in times.items()]
@@ -144,7 +146,8 @@ def bench_models(device, args) -> list[dict]:
     train, evals, memory = {}, {}, {}
     for variant in ["plain", *args.models]:
         attn = None if variant == "plain" else variant
-        builds = {f"attnzoo {variant}": lambda a=attn: attnzoo.create_model(args.model, attn=a)}
+        role = "fusion" if variant in attnzoo.list_fusion() else "attn"  # aff: the blocks' addition
+        builds = {f"attnzoo {variant}": lambda a=attn, r=role: attnzoo.create_model(args.model, **{r: a})}
         if args.model == "resnet50":
             builds[f"timm {variant}"] = lambda a=attn: _timm_resnet(a)
         for key, build in builds.items():
@@ -212,10 +215,10 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", default="bf16", choices=list(DTYPES))
     parser.add_argument("--model", default="resnet50")
-    parser.add_argument("--models", nargs="+", default=["se", "eca", "cbam", "ha_soft"])
+    parser.add_argument("--models", nargs="+", default=["se", "eca", "cbam", "ha_soft", "aff"])
     parser.add_argument("--compile-models", nargs="+", default=["plain", "se", "cbam"])
     parser.add_argument("--compile-modules", nargs="+", default=["se", "cbam"])
-    parser.add_argument("--modules", nargs="+", default=["se", "ese", "eca", "cbam", "cbam_channel", "cbam_spatial", "ha_soft"])
+    parser.add_argument("--modules", nargs="+", default=["se", "ese", "eca", "cbam", "cbam_channel", "cbam_spatial", "ha_soft", "mscam", "aff"])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--module-batch", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=15)

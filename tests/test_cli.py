@@ -20,6 +20,17 @@ def test_list_prints_every_module_with_params_and_macs(capsys):
     assert by_name["se"]["macs"] == 1024
 
 
+def test_list_at_the_default_shape_builds_every_module_and_names_each_dataset_option(capsys):
+    # BoTNet's attention is built for the input (it refused 56×56 with its 16×16 position tables).
+    assert main(["list", "--no-models", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["input_shape"] == [1, 256, 56, 56]
+    assert [r["name"] for r in info["conv"]] == attnzoo.list_conv()
+    datasets = {r["name"]: r for r in info["datasets"]}
+    assert datasets["imagefolder"]["options"] == {"image_size": 64, "allow_empty_classes": False}
+    assert datasets["digits"]["options"] == {} and datasets["digits"]["has_boxes"] and datasets["digits"]["input_size"] == [24, 24]
+
+
 def test_list_table(capsys):
     assert main(["list", "--channels", "32", "--size", "4", "--no-models"]) == 0
     out = capsys.readouterr().out

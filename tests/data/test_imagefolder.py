@@ -24,7 +24,7 @@ def test_loads_resized_center_crops_with_sorted_classes(tmp_path):
     # _tree fills class k of its list with value 40k + i: "ant" (listed second) is 40, "cat" is 0
     assert train.images[0].float().mean().item() == pytest.approx(40.0, abs=1)
     assert train.images[3].float().mean().item() == pytest.approx(1.0, abs=1)
-    test = load_dataset("imagefolder", "test", root=tmp_path, image_size=16)
+    test = load_dataset("imagefolder", "test", root=tmp_path, image_size=16)  # a dataset option
     assert test.images.shape == (2, 3, 16, 16)
 
 
@@ -42,7 +42,7 @@ def test_unreadable_image(tmp_path):
 
 def test_empty_class_folders(tmp_path):
     (tmp_path / "train" / "a").mkdir(parents=True)
-    with pytest.raises(ValueError, match="class folder\\(s\\) without images in .*train: a \\(pass --allow-empty-classes"):
+    with pytest.raises(ValueError, match="class folder\\(s\\) without images in .*train: a \\(pass --data-opt allow_empty_classes=true"):
         load_image_folder(tmp_path, "train")
 
 
@@ -72,3 +72,19 @@ def test_16_bit_images_are_scaled_not_clipped(tmp_path):
         assert img.mode.startswith("I")  # a real 16-bit PNG
     ds = load_image_folder(tmp_path, "train", image_size=8)
     assert ds.images.unique().tolist() == [128]
+
+
+def test_train_reads_an_image_folder_at_the_size_its_data_option_asks(tmp_path):
+    import json
+
+    from attnzoo.cli import main
+
+    _tree(tmp_path, "train", ["ant", "cat"], per_class=4)
+    _tree(tmp_path, "val", ["ant", "cat"], per_class=2)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "imagefolder", "--data-root", str(tmp_path), "--data-opt", "image_size=12",
+                 "--epochs", "1", "--batch-size", "4", "--no-progress", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data_options"] == {"image_size": 12} and "image_size" not in config
+    with pytest.raises(SystemExit):  # an unknown dataset option is refused before any work
+        main(["train", "--dataset", "imagefolder", "--data-root", str(tmp_path), "--data-opt", "size=12", "--out", str(tmp_path / "x")])

@@ -112,3 +112,25 @@ def test_one_list_of_execution_only_fields_serves_resume_and_compare():
     stored = TrainConfig.of(device="cpu", threads=1).to_dict()
     assert differences(stored, TrainConfig.of(device="cuda", threads=2, out="elsewhere").to_dict()) == []  # compare re-run: same run
     assert differences(stored, TrainConfig.of(device="cpu", lr=0.1).to_dict()) == ["lr: None -> 0.1"]
+
+
+def test_dataset_options_are_checked_like_module_options():
+    TrainConfig.of(dataset="imagefolder", data_options={"image_size": 32, "allow_empty_classes": True}).validate()
+    for options, message in (({"image_sise": 32}, "dataset 'imagefolder': unknown option image_sise; valid options: image_size, allow_empty_classes"),
+                             ({"image_size": "big"}, "dataset 'imagefolder': option image_size='big' must be a number"),
+                             ({"image_size": 0}, "dataset 'imagefolder': image_size=0: expected an integer ≥ 1"),
+                             ({"allow_empty_classes": "maybe"}, "option allow_empty_classes='maybe' must be true or false")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            TrainConfig.of(dataset="imagefolder", data_options=options).validate()
+    with pytest.raises(ValueError, match=re.escape("dataset 'digits': unknown option image_size; valid options: none")):
+        TrainConfig.of(data_options={"image_size": 32}).validate()
+
+
+def test_flat_image_size_and_allow_empty_classes_of_older_stored_forms_become_imagefolder_options():
+    old = {**TrainConfig.of(dataset="imagefolder").to_dict(), "image_size": 96, "allow_empty_classes": True}
+    del old["data_options"]
+    cfg = TrainConfig.from_dict(old)
+    assert cfg.data.data_options == {"image_size": 96, "allow_empty_classes": True}
+    digits = {**TrainConfig.of().to_dict(), "image_size": 64, "allow_empty_classes": False}
+    assert TrainConfig.from_dict(digits).data.data_options == {}  # unused defaults there
+    assert cfg.data.dataset_options("digits") == {} and cfg.data.dataset_options() == {"image_size": 96, "allow_empty_classes": True}

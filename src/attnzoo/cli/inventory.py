@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from typing import Optional, Sequence
 
 import torch
 
+from ..data import DATASETS, get_dataset
 from ..layers import create_module, get_module_class, list_attn, list_conv, list_fusion
 from ..models import create_model, default_input_size, list_models
 from ..utils import count_macs, count_params
@@ -22,16 +24,24 @@ def _summary_line(doc: Optional[str]) -> str:
 def inventory(channels: int, size: int, batch: int, models: bool = True) -> dict:
     """Parameters and MACs of every registered module (at ``batch×channels×size×size``) and model."""
     shape = (batch, channels, size, size)
-    result: dict = {"input_shape": list(shape), "attention": [], "conv": [], "fusion": [], "models": []}
+    result: dict = {"input_shape": list(shape), "attention": [], "conv": [], "fusion": [], "models": [], "datasets": []}
     torch.manual_seed(0)
     x = torch.randn(shape)
     for section, names, inputs in (("attention", list_attn(), x), ("conv", list_conv(), x), ("fusion", list_fusion(), (x, x))):
         for name in names:
-            m = create_module(name, channels)
+            # BoTNet's attention is built for this input: position tables of its size, and its logits
+            # allowed (its guard against large maps is for training, not for counting).
+            takes = inspect.signature(get_module_class(name)).parameters
+            sized = {"feat_size": size, "max_attn_elements": 2**40} if {"feat_size", "max_attn_elements"} <= set(takes) else {}
+            m = create_module(name, channels, **sized)
             result[section].append(
                 {"name": name, "class": type(m).__name__, "params": count_params(m), "macs": count_macs(m, inputs),
                  "summary": _summary_line(get_module_class(name).__doc__)}
             )
+    for name in DATASETS:
+        dataset = get_dataset(name)
+        result["datasets"].append({"name": name, "input_size": list(dataset.input_size) if dataset.input_size else None,
+                                   "options": dataset.options(), "has_boxes": dataset.has_boxes, "needs_root": dataset.needs_root})
     if models:
         for name in list_models():
             m = create_model(name)
@@ -70,6 +80,14 @@ def cmd_list(args: argparse.Namespace) -> int:
             [[r["name"], r["class"], f"{r['params']:,}", f"{r['macs']:,}", r["summary"]] for r in info[section]],
         )
         print()
+    print("Datasets (--dataset NAME; options: --data-opt KEY=VALUE)\n")
+    _print_table(
+        ["name", "input", "options (defaults)", "target boxes", "--data-root"],
+        [[r["name"], "x".join(map(str, r["input_size"])) if r["input_size"] else "image_size",
+          ", ".join(f"{k}={json.dumps(v)}" for k, v in r["options"].items()) or "none", "yes" if r["has_boxes"] else "no",
+          "needed" if r["needs_root"] else "optional"] for r in info["datasets"]],
+    )
+    print()
     if info["models"]:
         print("Models (1000 classes, plain: attn=None, fusion=None)\n")
         _print_table(

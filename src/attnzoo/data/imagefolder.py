@@ -76,7 +76,7 @@ def load_image_folder(root: str | Path, split: str, image_size: int = 64, classe
     if empty:
         message = f"imagefolder: class folder(s) without images in {train_dir}: {', '.join(empty)}"
         if not allow_empty_classes:
-            raise ValueError(message + " (pass --allow-empty-classes to train with them anyway)")
+            raise ValueError(message + " (pass --data-opt allow_empty_classes=true to train with them anyway)")
         import warnings
 
         warnings.warn(message + ": the model keeps an output for each, which no image teaches", stacklevel=2)

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
+from ..data import get_dataset
 from ..models.spec import ModelSpec
 from ..utils.constraints import Choice, Integer, Number
 from ..utils.options import option
@@ -36,6 +37,7 @@ FORMATS = ("attnzoo-checkpoint-v1", "attnzoo-checkpoint-v2", CHECKPOINT_FORMAT)
 LR_PER_32 = 0.05  # the recipe's peak learning rate at batch size 32
 
 COUNT, NON_NEGATIVE = Integer(minimum=1), Integer(minimum=0)
+LEGACY_DATA_OPTIONS = ("image_size", "allow_empty_classes")  # flat fields once, imagefolder's options now
 FRACTION = Number(minimum=0, maximum=1, closed_max=False)
 
 
@@ -44,7 +46,6 @@ class DataConfig:
     dataset: str = option("digits", "digits (embedded), fashion-mnist, mnist, cifar10, cifar100 or imagefolder", "data")
     data_root: Optional[str] = option(None, "folder of the dataset's files (fashion-mnist: default /usr/share/datasets/fashion-mnist, "
                                       "apt-get install dataset-fashion-mnist)", "data")
-    image_size: int = option(64, "imagefolder: side of the resized, centre-cropped images", "data", rule=COUNT)
     train_size: Optional[int] = option(None, "digits: training images to generate (default 5000); fashion-mnist, mnist: "
                                        "a random subset of the 60,000", "data", rule=COUNT)
     test_size: Optional[int] = option(None, "digits: test images to generate (default 2000); fashion-mnist, mnist: a subset "
@@ -52,7 +53,14 @@ class DataConfig:
     data_seed: int = option(0, "digits: the dataset's own seed; fashion-mnist, mnist: which subset; fixed across training seeds", "data",
                             rule=NON_NEGATIVE)
     augment: bool = option(True, "no random crop / flip", "data", flag="--no-augment")
-    allow_empty_classes: bool = option(False, "imagefolder: warn about class folders without images instead of refusing", "data")
+    data_options: dict[str, Any] = option(help="dataset option, repeatable (imagefolder: image_size=64, the side of the resized, "
+                                          "centre-cropped images; allow_empty_classes=true, warn about class folders without "
+                                          "images instead of refusing); `attnzoo list` shows each dataset's", group="data",
+                                          factory=dict, flag="--data-opt", kind="options")
+
+    def dataset_options(self, dataset: Optional[str] = None) -> dict[str, Any]:
+        """The options to load ``dataset`` with (default: this config's): its own, none for another."""
+        return dict(self.data_options) if dataset in (None, self.dataset) else {}
 
 
 @dataclass
@@ -174,7 +182,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """A config from its stored (flat) form."""
+        """A config from its stored (flat) form. Forms stored before dataset options were written
+        ``image_size`` and ``allow_empty_classes`` flat; they are imagefolder's options (defaults
+        elsewhere, and dropped there)."""
+        data = dict(data)
+        legacy = {key: data.pop(key) for key in LEGACY_DATA_OPTIONS if key in data}
+        if legacy and data.get("dataset", DataConfig.dataset) == "imagefolder":
+            data["data_options"] = {**legacy, **(data.get("data_options") or {})}
         return cls.of(**data)
 
     @staticmethod
@@ -191,3 +205,4 @@ class TrainConfig:
                 rule = Choice(f.metadata["choices"])
             if rule is not None and not (value is None and f.default is None):
                 rule.check(f.name, value)
+        get_dataset(self.data.dataset).check_options(self.data.data_options)

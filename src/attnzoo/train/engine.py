@@ -351,9 +351,9 @@ def _set_up(cfg: TrainConfig, device: torch.device, info: DistInfo) -> Run:
     if ex.amp and ex.amp_dtype == "fp16" and device.type == "cpu" and info.is_main:
         print("warning: --amp-dtype fp16 on a CPU: few CPU kernels run fp16, so autocast casts back and forth and a step "
               "can take many times fp32's; bf16 is the CPU's autocast dtype (the default there)", file=sys.stderr)
-    loading = dict(progress=info.is_main and ex.progress, allow_empty_classes=data.allow_empty_classes)
-    train_ds = load_dataset(data.dataset, "train", data.data_root, data.image_size, data.train_size, data.data_seed, **loading)
-    test_ds = load_dataset(data.dataset, "test", data.data_root, data.image_size, data.test_size, data.data_seed, **loading)
+    loading = dict(progress=info.is_main and ex.progress, **data.dataset_options())
+    train_ds = load_dataset(data.dataset, "train", data.data_root, data.train_size, data.data_seed, **loading)
+    test_ds = load_dataset(data.dataset, "test", data.data_root, data.test_size, data.data_seed, **loading)
     if len(train_ds) < optim.batch_size:
         raise ValueError(f"the training set has {len(train_ds)} images, fewer than one batch of {optim.batch_size}")
     mean, std = channel_stats(train_ds.images)

@@ -40,7 +40,7 @@ def load_trained_model(path: str | Path, device: str = "cpu"):
 def evaluate_checkpoint(path: str | Path, dataset: Optional[str] = None, data_root: Optional[str] = None, batch_size: int = 512, device: str = "auto") -> dict[str, Any]:
     model, cfg, meta = load_trained_model(path, device)
     name = dataset or cfg.data.dataset
-    ds = load_dataset(name, "test", data_root or cfg.data.data_root, cfg.data.image_size, cfg.data.test_size, cfg.data.data_seed)
+    ds = load_dataset(name, "test", data_root or cfg.data.data_root, cfg.data.test_size, cfg.data.data_seed, **cfg.data.dataset_options(name))
     if ds.num_classes != int(meta["num_classes"]):
         raise ValueError(f"{name} has {ds.num_classes} classes but the checkpoint was trained on {meta['num_classes']}")
     dev = next(model.parameters()).device

@@ -88,7 +88,7 @@ def add_localisation(results: dict[str, Any], run_dirs: Sequence[Path], images: 
         if run is None:
             continue
         model, cfg, meta = load_trained_model(run, "cpu")
-        ds = load_dataset(cfg.data.dataset, "test", cfg.data.data_root, cfg.data.image_size, images, cfg.data.data_seed)
+        ds = load_dataset(cfg.data.dataset, "test", cfg.data.data_root, images, cfg.data.data_seed, **cfg.data.dataset_options())
         mean = torch.tensor(json.loads(meta["mean"])).view(1, -1, 1, 1)
         std = torch.tensor(json.loads(meta["std"])).view(1, -1, 1, 1)
         x = (ds.images.float() / 255 - mean) / std
