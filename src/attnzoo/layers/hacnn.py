@@ -127,11 +127,12 @@ class HASoftAttention(AttentionModule):
         wc = F.linear(c.flatten(1), conv.weight.flatten(1))  # W c: (N, C)
         b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
         mean, var = _rank1_batch_norm_statistics(norm, s, wc, b)
-        inv = torch.rsqrt(var + norm.eps)
-        scale = inv * norm.weight if norm.weight is not None else inv
-        shift = -mean * scale + norm.bias if norm.bias is not None else -mean * scale
+        scale = torch.rsqrt(var + norm.eps)  # BN(z) = (z − mean) · γ / √(var + ε) + β, with z = wc s + b
+        if norm.weight is not None:
+            scale = scale * norm.weight
+        shift = (b - mean) * scale + (norm.bias if norm.bias is not None else 0)  # (N, C) in training, (C,) in eval
         dtype = torch.promote_types(x.dtype, s.dtype)  # under autocast the gate keeps the feature map's dtype
-        return s, (wc * scale).to(dtype), (b * scale + shift).expand_as(wc).to(dtype)  # eval: one shift for every image
+        return s, (wc * scale).to(dtype), shift.expand_as(wc).to(dtype)
 
 
 def _rank1_batch_norm_statistics(norm: nn.BatchNorm2d, s: torch.Tensor, wc: torch.Tensor, b: torch.Tensor

@@ -12,6 +12,12 @@ Passes over the feature map (each kernel reads what it needs once):
   (the tie count, then the gradient) and writes once.
 - ``channel_pools``: one read of ``x`` (mean, max and the first argmax channel); its backward one
   read of ``x``, one write of ``grad_x``, with the scale's gradient reduced on the way.
+- ``rank1_gate`` (HA soft attention): one read of ``x`` (and ``identity``), one write; its backward
+  one read of ``grad`` and ``x`` (and ``y``), writes of ``grad_x`` (and ``grad_identity``), the gate
+  recomputed from the small inputs and the three small gradients reduced in the same pass.
+- ``mix`` (MS-CAM, AFF): one read of ``x``, ``y`` and the full-size logits, one write; its backward
+  one read of each of those and ``grad``, writes of ``grad_x``, ``grad_y`` and ``grad_local``, with
+  the pooled logits' gradient reduced on the way.
 
 Tested on CPU through Triton's interpreter (``TRITON_INTERPRET=1``) against the reference ops;
 written for the Triton that ships with CUDA torch (3.x).
@@ -55,29 +61,53 @@ def _f64(x: Tensor) -> bool:
     return x.dtype == torch.float64
 
 
+# --- tiles ---------------------------------------------------------------------------------------
+
+@triton.jit
+def _tile(C, P, BC: tl.constexpr, BP: tl.constexpr):
+    """This program's tile of a (N·⌈C/BC⌉, ⌈P/BP⌉) grid: image ``n``, channel and pixel block
+    numbers, their indices and masks, and the tile's mask."""
+    cblocks = tl.cdiv(C, BC)
+    n = tl.program_id(0) // cblocks
+    cb = tl.program_id(0) % cblocks
+    pb = tl.program_id(1)
+    c = cb * BC + tl.arange(0, BC)
+    p = pb * BP + tl.arange(0, BP)
+    mc, mp = c < C, p < P
+    return n, cb, pb, c, p, mc, mp, mc[:, None] & mp[None, :]
+
+
+@triton.jit
+def _load_tile(ptr, n, c, p, sn, sc, sp, m, F64: tl.constexpr):
+    """The (channel, pixel) tile of a tensor addressed by (batch, channel, pixel) strides, in the
+    accumulation dtype (fp32; fp64 for fp64 data)."""
+    v = tl.load(ptr + n * sn + c[:, None] * sc + p[None, :] * sp, mask=m, other=0.0)
+    return v.to(tl.float64) if F64 else v.to(tl.float32)
+
+
+@triton.jit
+def _store_tile(ptr, value, n, c, p, sn, sc, sp, m):
+    """``value`` into the (channel, pixel) tile of a (batch, channel, pixel)-strided tensor, in its dtype."""
+    tl.store(ptr + n * sn + c[:, None] * sc + p[None, :] * sp, value.to(ptr.dtype.element_ty), mask=m)
+
+
 # --- gate ----------------------------------------------------------------------------------------
 
 @triton.jit
 def _gate_kernel(x_ptr, a_ptr, b_ptr, r_ptr, y_ptr, C, P, sxn, sxc, sxp, srn, src, srp, syn, syc, syp,
                  HAS_A: tl.constexpr, HAS_B: tl.constexpr, HAS_R: tl.constexpr, RELU: tl.constexpr, F64: tl.constexpr,
                  BC: tl.constexpr, BP: tl.constexpr):
-    cblocks = tl.cdiv(C, BC)
-    n = tl.program_id(0) // cblocks
-    c = (tl.program_id(0) % cblocks) * BC + tl.arange(0, BC)
-    p = tl.program_id(1) * BP + tl.arange(0, BP)
-    mc, mp = c < C, p < P
-    m = mc[:, None] & mp[None, :]
-    v = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0)
-    v = v.to(tl.float64) if F64 else v.to(tl.float32)
+    n, _, _, c, p, mc, mp, m = _tile(C, P, BC, BP)
+    v = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
     if HAS_A:
         v = v * tl.load(a_ptr + n * C + c, mask=mc, other=0.0).to(v.dtype)[:, None]
     if HAS_B:
         v = v * tl.load(b_ptr + n * P + p, mask=mp, other=0.0).to(v.dtype)[None, :]
     if HAS_R:
-        v = v + tl.load(r_ptr + n * srn + c[:, None] * src + p[None, :] * srp, mask=m, other=0.0).to(v.dtype)
+        v = v + _load_tile(r_ptr, n, c, p, srn, src, srp, m, F64)
     if RELU:
         v = tl.where(v <= 0, 0.0, v)  # NaN stays NaN, as torch.relu
-    tl.store(y_ptr + n * syn + c[:, None] * syc + p[None, :] * syp, v.to(y_ptr.dtype.element_ty), mask=m)
+    _store_tile(y_ptr, v, n, c, p, syn, syc, syp, m)
 
 
 def _flat(t: Optional[Tensor]) -> Optional[Tensor]:
@@ -105,35 +135,27 @@ def _gate_backward_kernel(g_ptr, x_ptr, a_ptr, b_ptr, y_ptr, gx_ptr, gr_ptr, pa_
                           sgn, sgc, sgp, sxn, sxc, sxp, syn, syc, syp,
                           HAS_A: tl.constexpr, HAS_B: tl.constexpr, RELU: tl.constexpr, WITH_R: tl.constexpr,
                           F64: tl.constexpr, BC: tl.constexpr, BP: tl.constexpr):
-    cblocks = tl.cdiv(C, BC)
-    pblocks = tl.cdiv(P, BP)
-    n = tl.program_id(0) // cblocks
-    cb = tl.program_id(0) % cblocks
-    pb = tl.program_id(1)
-    c = cb * BC + tl.arange(0, BC)
-    p = pb * BP + tl.arange(0, BP)
-    mc, mp = c < C, p < P
-    m = mc[:, None] & mp[None, :]
-    g = tl.load(g_ptr + n * sgn + c[:, None] * sgc + p[None, :] * sgp, mask=m, other=0.0)
-    g = g.to(tl.float64) if F64 else g.to(tl.float32)
+    cblocks, pblocks = tl.cdiv(C, BC), tl.cdiv(P, BP)
+    n, cb, pb, c, p, mc, mp, m = _tile(C, P, BC, BP)
+    g = _load_tile(g_ptr, n, c, p, sgn, sgc, sgp, m, F64)
     if RELU:  # ReLU's backward as autograd's threshold_backward: the gradient where y > 0, else 0
-        yv = tl.load(y_ptr + n * syn + c[:, None] * syc + p[None, :] * syp, mask=m, other=0.0)
+        yv = _load_tile(y_ptr, n, c, p, syn, syc, syp, m, F64)
         g = tl.where(yv > 0, g, 0.0)
     if WITH_R:
-        tl.store(gr_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, g.to(gr_ptr.dtype.element_ty), mask=m)
+        _store_tile(gr_ptr, g, n, c, p, sxn, sxc, sxp, m)
     gs = g  # the gradient of x ⊙ a
     if HAS_B:
         bv = tl.load(b_ptr + n * P + p, mask=mp, other=0.0).to(g.dtype)
         gs = g * bv[None, :]
     if HAS_A or HAS_B:  # only the gates' gradients read x
-        xv = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0).to(g.dtype)
+        xv = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
     if HAS_A:
         av = tl.load(a_ptr + n * C + c, mask=mc, other=0.0).to(g.dtype)
-        tl.store(gx_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, (gs * av[:, None]).to(gx_ptr.dtype.element_ty), mask=m)
+        _store_tile(gx_ptr, (gs * av[:, None]), n, c, p, sxn, sxc, sxp, m)
         tl.store(pa_ptr + (n * C + c) * pblocks + pb, tl.sum(gs * xv, axis=1), mask=mc)
         xv = xv * av[:, None]
     else:
-        tl.store(gx_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, gs.to(gx_ptr.dtype.element_ty), mask=m)
+        _store_tile(gx_ptr, gs, n, c, p, sxn, sxc, sxp, m)
     if HAS_B:
         tl.store(pb_ptr + (n * cblocks + cb) * P + p, tl.sum(g * xv, axis=0), mask=mp)
 
@@ -180,7 +202,7 @@ def _global_pools_kernel(x_ptr, mean_ptr, max_ptr, C, P, sxn, sxc, sxp,
     for p0 in tl.range(0, P, BP):
         p = p0 + tl.arange(0, BP)
         m = mc[:, None] & (p < P)[None, :]
-        v = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0).to(total.dtype)
+        v = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
         total += tl.sum(v, axis=1)
         if WITH_MAX:  # NaN tracked apart: the max of a row holding NaN is NaN, as amax's
             best = tl.maximum(best, tl.max(tl.where(m, v, float("-inf")), axis=1))
@@ -220,15 +242,15 @@ def _global_pools_backward_kernel(x_ptr, max_ptr, gmean_ptr, gmax_ptr, gx_ptr, C
         for p0 in tl.range(0, P, BP):
             p = p0 + tl.arange(0, BP)
             m = mc[:, None] & (p < P)[None, :]
-            v = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0).to(acc_type)
+            v = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
             count += tl.sum((m & (v == best[:, None])).to(acc_type), axis=1)
         share = tl.load(gmax_ptr + n * C + c, mask=mc, other=0.0).to(acc_type) / count
     for p0 in tl.range(0, P, BP):
         p = p0 + tl.arange(0, BP)
         m = mc[:, None] & (p < P)[None, :]
-        v = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0).to(acc_type)
+        v = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
         g = share[:, None] * (v == best[:, None]).to(acc_type) + spread[:, None]
-        tl.store(gx_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, g.to(gx_ptr.dtype.element_ty), mask=m)
+        _store_tile(gx_ptr, g, n, c, p, sxn, sxc, sxp, m)
 
 
 def global_pools_backward(grad_mean: Optional[Tensor], grad_max: Optional[Tensor], x: Tensor, maximum: Tensor) -> Tensor:
@@ -299,14 +321,8 @@ def channel_pools(x: Tensor, scale: Optional[Tensor]) -> tuple[Tensor, Tensor, T
 def _channel_pools_backward_kernel(x_ptr, s_ptr, gmean_ptr, gmax_ptr, idx_ptr, gx_ptr, ps_ptr, C, P, sxn, sxc, sxp,
                                    HAS_S: tl.constexpr, HAS_MEAN: tl.constexpr, HAS_MAX: tl.constexpr, F64: tl.constexpr,
                                    BC: tl.constexpr, BP: tl.constexpr):
-    cblocks = tl.cdiv(C, BC)
     pblocks = tl.cdiv(P, BP)
-    n = tl.program_id(0) // cblocks
-    c = (tl.program_id(0) % cblocks) * BC + tl.arange(0, BC)
-    pb = tl.program_id(1)
-    p = pb * BP + tl.arange(0, BP)
-    mc, mp = c < C, p < P
-    m = mc[:, None] & mp[None, :]
+    n, _, pb, c, p, mc, mp, m = _tile(C, P, BC, BP)
     acc_type = tl.float64 if F64 else tl.float32
     g = tl.zeros((BC, BP), dtype=acc_type)  # the gradient of x ⊙ s: the mean's share plus the max's at its channel
     if HAS_MEAN:
@@ -315,13 +331,12 @@ def _channel_pools_backward_kernel(x_ptr, s_ptr, gmean_ptr, gmax_ptr, idx_ptr, g
         index = tl.load(idx_ptr + n * P + p, mask=mp, other=-1)
         top = tl.load(gmax_ptr + n * P + p, mask=mp, other=0.0).to(acc_type)
         g += tl.where(c[:, None] == index[None, :], top[None, :], 0.0)
-    offsets = n * sxn + c[:, None] * sxc + p[None, :] * sxp
     if HAS_S:
         sv = tl.load(s_ptr + n * C + c, mask=mc, other=0.0).to(acc_type)
-        xv = tl.load(x_ptr + offsets, mask=m, other=0.0).to(acc_type)
+        xv = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
         tl.store(ps_ptr + (n * C + c) * pblocks + pb, tl.sum(g * xv, axis=1), mask=mc)
         g = g * sv[:, None]
-    tl.store(gx_ptr + offsets, g.to(gx_ptr.dtype.element_ty), mask=m)
+    _store_tile(gx_ptr, g, n, c, p, sxn, sxc, sxp, m)
 
 
 def channel_pools_backward(grad_mean: Optional[Tensor], grad_max: Optional[Tensor], x: Tensor, scale: Optional[Tensor],
@@ -351,24 +366,18 @@ def _sigmoid(t):
 @triton.jit
 def _rank1_gate_kernel(x_ptr, s_ptr, u_ptr, v_ptr, r_ptr, y_ptr, C, P, sxn, sxc, sxp, srn, src, srp, syn, syc, syp,
                        HAS_R: tl.constexpr, RELU: tl.constexpr, F64: tl.constexpr, BC: tl.constexpr, BP: tl.constexpr):
-    cblocks = tl.cdiv(C, BC)
-    n = tl.program_id(0) // cblocks
-    c = (tl.program_id(0) % cblocks) * BC + tl.arange(0, BC)
-    p = tl.program_id(1) * BP + tl.arange(0, BP)
-    mc, mp = c < C, p < P
-    m = mc[:, None] & mp[None, :]
-    v = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0)
-    v = v.to(tl.float64) if F64 else v.to(tl.float32)
+    n, _, _, c, p, mc, mp, m = _tile(C, P, BC, BP)
+    v = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
     s = tl.load(s_ptr + n * P + p, mask=mp, other=0.0).to(v.dtype)
     u = tl.load(u_ptr + n * C + c, mask=mc, other=0.0).to(v.dtype)
     b = tl.load(v_ptr + n * C + c, mask=mc, other=0.0).to(v.dtype)
     t = u[:, None] * s[None, :] + b[:, None]
     v = v * _sigmoid(tl.where(t <= 0, 0.0, t))
     if HAS_R:
-        v = v + tl.load(r_ptr + n * srn + c[:, None] * src + p[None, :] * srp, mask=m, other=0.0).to(v.dtype)
+        v = v + _load_tile(r_ptr, n, c, p, srn, src, srp, m, F64)
     if RELU:
         v = tl.where(v <= 0, 0.0, v)
-    tl.store(y_ptr + n * syn + c[:, None] * syc + p[None, :] * syp, v.to(y_ptr.dtype.element_ty), mask=m)
+    _store_tile(y_ptr, v, n, c, p, syn, syc, syp, m)
 
 
 def rank1_gate(x: Tensor, spatial: Tensor, scale: Tensor, shift: Tensor, identity: Optional[Tensor], relu: bool) -> Tensor:
@@ -390,29 +399,21 @@ def rank1_gate(x: Tensor, spatial: Tensor, scale: Tensor, shift: Tensor, identit
 def _rank1_gate_backward_kernel(g_ptr, x_ptr, s_ptr, u_ptr, v_ptr, y_ptr, gx_ptr, gr_ptr, ps_ptr, pu_ptr, pv_ptr, C, P,
                                 sgn, sgc, sgp, sxn, sxc, sxp, syn, syc, syp,
                                 RELU: tl.constexpr, WITH_R: tl.constexpr, F64: tl.constexpr, BC: tl.constexpr, BP: tl.constexpr):
-    cblocks = tl.cdiv(C, BC)
-    pblocks = tl.cdiv(P, BP)
-    n = tl.program_id(0) // cblocks
-    cb = tl.program_id(0) % cblocks
-    pb = tl.program_id(1)
-    c = cb * BC + tl.arange(0, BC)
-    p = pb * BP + tl.arange(0, BP)
-    mc, mp = c < C, p < P
-    m = mc[:, None] & mp[None, :]
-    g = tl.load(g_ptr + n * sgn + c[:, None] * sgc + p[None, :] * sgp, mask=m, other=0.0)
-    g = g.to(tl.float64) if F64 else g.to(tl.float32)
+    cblocks, pblocks = tl.cdiv(C, BC), tl.cdiv(P, BP)
+    n, cb, pb, c, p, mc, mp, m = _tile(C, P, BC, BP)
+    g = _load_tile(g_ptr, n, c, p, sgn, sgc, sgp, m, F64)
     if RELU:
-        yv = tl.load(y_ptr + n * syn + c[:, None] * syc + p[None, :] * syp, mask=m, other=0.0)
+        yv = _load_tile(y_ptr, n, c, p, syn, syc, syp, m, F64)
         g = tl.where(yv > 0, g, 0.0)
     if WITH_R:
-        tl.store(gr_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, g.to(gr_ptr.dtype.element_ty), mask=m)
-    xv = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0).to(g.dtype)
+        _store_tile(gr_ptr, g, n, c, p, sxn, sxc, sxp, m)
+    xv = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
     s = tl.load(s_ptr + n * P + p, mask=mp, other=0.0).to(g.dtype)
     u = tl.load(u_ptr + n * C + c, mask=mc, other=0.0).to(g.dtype)
     b = tl.load(v_ptr + n * C + c, mask=mc, other=0.0).to(g.dtype)
     t = u[:, None] * s[None, :] + b[:, None]
     a = _sigmoid(tl.where(t <= 0, 0.0, t))
-    tl.store(gx_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, (g * a).to(gx_ptr.dtype.element_ty), mask=m)
+    _store_tile(gx_ptr, (g * a), n, c, p, sxn, sxc, sxp, m)
     d = tl.where(m & (t > 0), g * xv * (1.0 - a) * a, 0.0)  # through σ, then ReLU's mask (NaN: 0, as autograd)
     tl.store(pv_ptr + (n * C + c) * pblocks + pb, tl.sum(d, axis=1), mask=mc)
     tl.store(pu_ptr + (n * C + c) * pblocks + pb, tl.sum(d * s[None, :], axis=1), mask=mc)
@@ -447,29 +448,23 @@ def rank1_gate_backward(grad: Tensor, x: Tensor, spatial: Tensor, scale: Tensor,
 def _mix_kernel(x_ptr, y_ptr, l_ptr, q_ptr, z_ptr, C, P, scale, sxn, sxc, sxp, syn, syc, syp, sln, slc, slp, szn, szc, szp,
                 HAS_Y: tl.constexpr, HAS_L: tl.constexpr, HAS_Q: tl.constexpr, RELU: tl.constexpr, F64: tl.constexpr,
                 BC: tl.constexpr, BP: tl.constexpr):
-    cblocks = tl.cdiv(C, BC)
-    n = tl.program_id(0) // cblocks
-    c = (tl.program_id(0) % cblocks) * BC + tl.arange(0, BC)
-    p = tl.program_id(1) * BP + tl.arange(0, BP)
-    mc, mp = c < C, p < P
-    m = mc[:, None] & mp[None, :]
-    xv = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0)
-    xv = xv.to(tl.float64) if F64 else xv.to(tl.float32)
+    n, _, _, c, p, mc, mp, m = _tile(C, P, BC, BP)
+    xv = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
     logits = tl.zeros((BC, BP), dtype=xv.dtype)
     if HAS_L:
-        logits += tl.load(l_ptr + n * sln + c[:, None] * slc + p[None, :] * slp, mask=m, other=0.0).to(xv.dtype)
+        logits += _load_tile(l_ptr, n, c, p, sln, slc, slp, m, F64)
     if HAS_Q:
         logits += tl.load(q_ptr + n * C + c, mask=mc, other=0.0).to(xv.dtype)[:, None]
     weights = _sigmoid(logits)
     if HAS_Y:
-        yv = tl.load(y_ptr + n * syn + c[:, None] * syc + p[None, :] * syp, mask=m, other=0.0).to(xv.dtype)
+        yv = _load_tile(y_ptr, n, c, p, syn, syc, syp, m, F64)
         z = yv + weights * (xv - yv)
     else:
         z = xv * weights
     z = z * scale
     if RELU:
         z = tl.where(z <= 0, 0.0, z)
-    tl.store(z_ptr + n * szn + c[:, None] * szc + p[None, :] * szp, z.to(z_ptr.dtype.element_ty), mask=m)
+    _store_tile(z_ptr, z, n, c, p, szn, szc, szp, m)
 
 
 def _full(t: Optional[Tensor], like: Tensor) -> tuple[Tensor, tuple[int, int, int]]:
@@ -497,36 +492,29 @@ def _mix_backward_kernel(g_ptr, x_ptr, y_ptr, l_ptr, q_ptr, z_ptr, gx_ptr, gy_pt
                          sgn, sgc, sgp, sxn, sxc, sxp, syn, syc, syp, sln, slc, slp, szn, szc, szp,
                          HAS_Y: tl.constexpr, HAS_L: tl.constexpr, HAS_Q: tl.constexpr, RELU: tl.constexpr,
                          F64: tl.constexpr, BC: tl.constexpr, BP: tl.constexpr):
-    cblocks = tl.cdiv(C, BC)
     pblocks = tl.cdiv(P, BP)
-    n = tl.program_id(0) // cblocks
-    pb = tl.program_id(1)
-    c = (tl.program_id(0) % cblocks) * BC + tl.arange(0, BC)
-    p = pb * BP + tl.arange(0, BP)
-    mc, mp = c < C, p < P
-    m = mc[:, None] & mp[None, :]
-    g = tl.load(g_ptr + n * sgn + c[:, None] * sgc + p[None, :] * sgp, mask=m, other=0.0)
-    g = g.to(tl.float64) if F64 else g.to(tl.float32)
+    n, _, pb, c, p, mc, mp, m = _tile(C, P, BC, BP)
+    g = _load_tile(g_ptr, n, c, p, sgn, sgc, sgp, m, F64)
     if RELU:
-        zv = tl.load(z_ptr + n * szn + c[:, None] * szc + p[None, :] * szp, mask=m, other=0.0)
+        zv = _load_tile(z_ptr, n, c, p, szn, szc, szp, m, F64)
         g = tl.where(zv > 0, g, 0.0)
     g = g * scale
     logits = tl.zeros((BC, BP), dtype=g.dtype)
     if HAS_L:
-        logits += tl.load(l_ptr + n * sln + c[:, None] * slc + p[None, :] * slp, mask=m, other=0.0).to(g.dtype)
+        logits += _load_tile(l_ptr, n, c, p, sln, slc, slp, m, F64)
     if HAS_Q:
         logits += tl.load(q_ptr + n * C + c, mask=mc, other=0.0).to(g.dtype)[:, None]
     weights = _sigmoid(logits)
-    xv = tl.load(x_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, mask=m, other=0.0).to(g.dtype)
+    xv = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
     gx = g * weights
-    tl.store(gx_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, gx.to(gx_ptr.dtype.element_ty), mask=m)
+    _store_tile(gx_ptr, gx, n, c, p, sxn, sxc, sxp, m)
     if HAS_Y:
-        yv = tl.load(y_ptr + n * syn + c[:, None] * syc + p[None, :] * syp, mask=m, other=0.0).to(g.dtype)
-        tl.store(gy_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, (g - gx).to(gy_ptr.dtype.element_ty), mask=m)
+        yv = _load_tile(y_ptr, n, c, p, syn, syc, syp, m, F64)
+        _store_tile(gy_ptr, (g - gx), n, c, p, sxn, sxc, sxp, m)
         xv = xv - yv
     d = tl.where(m, g * xv * (1.0 - weights) * weights, 0.0)
     if HAS_L:
-        tl.store(gl_ptr + n * sxn + c[:, None] * sxc + p[None, :] * sxp, d.to(gl_ptr.dtype.element_ty), mask=m)
+        _store_tile(gl_ptr, d, n, c, p, sxn, sxc, sxp, m)
     if HAS_Q:
         tl.store(pq_ptr + (n * C + c) * pblocks + pb, tl.sum(d, axis=1), mask=mc)
 
