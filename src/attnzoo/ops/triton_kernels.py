@@ -164,12 +164,7 @@ def gate_backward(grad: Tensor, x: Tensor, channel: Optional[Tensor], spatial: O
                   with_identity: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(grad_x, grad_channel, grad_spatial, grad_identity in grad's dtype); empty for an absent input."""
     n, c, h, w = x.shape
-    x, sx = _strides(_dense(x))  # grad_x and grad_identity are written with x's strides
-    grad, sg = _strides(grad)
-    yv, sy = _strides(y) if y is not None else (x, sx)
-    bc, bp = _blocks(x)
-    cblocks, pblocks = triton.cdiv(c, bc), triton.cdiv(h * w, bp)
-    acc = torch.float64 if _f64(x) else torch.float32
+    (x, sx), (grad, sg), (yv, sy), (bc, bp), (cblocks, pblocks), acc = _backward_layout(grad, x, y)
     grad_x = torch.empty_like(x)
     grad_identity = torch.empty_like(x, dtype=grad.dtype) if with_identity else grad.new_empty(0)
     partial_a = torch.empty(n, c, pblocks, dtype=acc, device=x.device) if channel is not None else grad.new_empty(0)
@@ -181,6 +176,18 @@ def gate_backward(grad: Tensor, x: Tensor, channel: Optional[Tensor], spatial: O
     grad_channel = partial_a.sum(2).to(channel.dtype) if channel is not None else grad.new_empty(0)
     grad_spatial = partial_b.sum(1).view(n, 1, h, w).to(spatial.dtype) if spatial is not None else grad.new_empty(0)
     return grad_x, grad_channel, grad_spatial, grad_identity
+
+
+def _backward_layout(grad: Tensor, x: Tensor, y: Optional[Tensor]):
+    """What a gate's backward kernel is launched with: ``x`` made dense (the gradients are written
+    with its strides), ``grad`` and ``y`` (the forward's output, for a ReLU's mask; else x) with their
+    strides, the tile, the grid's block counts and the accumulation dtype."""
+    x, sx = _strides(_dense(x))
+    grad, sg = _strides(grad)
+    yv, sy = _strides(y) if y is not None else (x, sx)
+    bc, bp = _blocks(x)
+    blocks = triton.cdiv(x.shape[1], bc), triton.cdiv(x.shape[2] * x.shape[3], bp)
+    return (x, sx), (grad, sg), (yv, sy), (bc, bp), blocks, torch.float64 if _f64(x) else torch.float32
 
 
 def _dense(x: Tensor) -> Tensor:
@@ -424,12 +431,7 @@ def rank1_gate_backward(grad: Tensor, x: Tensor, spatial: Tensor, scale: Tensor,
                         with_identity: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(grad_x, grad_spatial, grad_scale, grad_shift, grad_identity in grad's dtype, or empty)."""
     n, c, h, w = x.shape
-    x, sx = _strides(_dense(x))
-    grad, sg = _strides(grad)
-    yv, sy = _strides(y) if y is not None else (x, sx)
-    bc, bp = _blocks(x)
-    cblocks, pblocks = triton.cdiv(c, bc), triton.cdiv(h * w, bp)
-    acc = torch.float64 if _f64(x) else torch.float32
+    (x, sx), (grad, sg), (yv, sy), (bc, bp), (cblocks, pblocks), acc = _backward_layout(grad, x, y)
     grad_x = torch.empty_like(x)
     grad_identity = torch.empty_like(x, dtype=grad.dtype) if with_identity else grad.new_empty(0)
     partial_s = torch.empty(n, cblocks, h * w, dtype=acc, device=x.device)
@@ -524,12 +526,8 @@ def mix_backward(grad: Tensor, x: Tensor, y: Optional[Tensor], local: Optional[T
     """(grad_x, grad_y, grad_local, grad_pooled); empty for an absent input. The full-size
     gradients are written with x's strides."""
     n, c, h, w = x.shape
-    x, sx = _strides(_dense(x))
-    grad, sg = _strides(grad)
-    (y_, sy), (l_, sl), (z_, sz) = _full(y, x), _full(local, x), _full(z, x)
-    bc, bp = _blocks(x)
-    cblocks, pblocks = triton.cdiv(c, bc), triton.cdiv(h * w, bp)
-    acc = torch.float64 if _f64(x) else torch.float32
+    (x, sx), (grad, sg), (z_, sz), (bc, bp), (cblocks, pblocks), acc = _backward_layout(grad, x, z)
+    (y_, sy), (l_, sl) = _full(y, x), _full(local, x)
     grad_x = torch.empty_like(x)
     grad_y = torch.empty_like(x, dtype=y.dtype) if y is not None else grad.new_empty(0)
     grad_local = torch.empty_like(x, dtype=local.dtype) if local is not None else grad.new_empty(0)
