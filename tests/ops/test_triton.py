@@ -158,6 +158,12 @@ def test_nan_and_inf_pass_through_like_pytorch():
     torch.testing.assert_close(tk.global_pools(x, True)[1], x.amax((2, 3)), equal_nan=True)
     r = torch.randn_like(x)
     torch.testing.assert_close(tk.gate(x, None, None, r, True), torch.relu(x + r), equal_nan=True)
+    s, u, v = torch.randn(2, 1, 3, 3, dtype=torch.float64), torch.randn(2, 6, dtype=torch.float64), torch.randn(2, 6, dtype=torch.float64)
+    s[1, 0, 1, 1], u[0, 1] = float("nan"), float("inf")
+    torch.testing.assert_close(tk.rank1_gate(x, s, u, v, r, True), reference.rank1_gate(x, s, u, v, r, True), equal_nan=True)
+    local = torch.randn_like(x)
+    local[0, 0, 0, 0], local[1, 1, 1, 1] = float("nan"), float("-inf")
+    torch.testing.assert_close(tk.mix(x, r, local, v, 1.0, False), reference.mix(x, r, local, v), equal_nan=True)
 
 
 def test_expanded_and_strided_inputs_are_read_through_their_strides():
