@@ -133,4 +133,7 @@ def test_flat_image_size_and_allow_empty_classes_of_older_stored_forms_become_im
     assert cfg.data.data_options == {"image_size": 96, "allow_empty_classes": True}
     digits = {**TrainConfig.of().to_dict(), "image_size": 64, "allow_empty_classes": False}
     assert TrainConfig.from_dict(digits).data.data_options == {}  # unused defaults there
+    default = {**TrainConfig.of(dataset="imagefolder").to_dict(), "image_size": 64, "allow_empty_classes": False}
+    del default["data_options"]
+    assert TrainConfig.from_dict(default) == TrainConfig.of(dataset="imagefolder")  # an old default run is today's default
     assert cfg.data.dataset_options("digits") == {} and cfg.data.dataset_options() == {"image_size": 96, "allow_empty_classes": True}

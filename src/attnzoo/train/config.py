@@ -183,10 +183,12 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """A config from its stored (flat) form. Forms stored before dataset options were written
-        ``image_size`` and ``allow_empty_classes`` flat; they are imagefolder's options (defaults
-        elsewhere, and dropped there)."""
+        ``image_size`` and ``allow_empty_classes`` flat; they are imagefolder's options where they
+        differ from its defaults (so an old default run equals a new one), and dropped elsewhere."""
         data = dict(data)
         legacy = {key: data.pop(key) for key in LEGACY_DATA_OPTIONS if key in data}
+        defaults = get_dataset("imagefolder").options()
+        legacy = {key: value for key, value in legacy.items() if value != defaults[key]}
         if legacy and data.get("dataset", DataConfig.dataset) == "imagefolder":
             data["data_options"] = {**legacy, **(data.get("data_options") or {})}
         return cls.of(**data)
