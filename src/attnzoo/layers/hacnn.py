@@ -111,21 +111,25 @@ class HASoftAttention(AttentionModule):
         stock = type(norm) is nn.BatchNorm2d and type(act) is nn.ReLU and type(self.gate) is nn.Sigmoid
         return stock and not ops.observed(self.gate, self.mix, conv, norm, act)
 
+    def _mix_conv(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W c, b)``, (N, C) and (C,): the mix's 1×1 conv of the rank-1 map ``s ⊗ c`` is
+        ``s ⊗ (W c) + b``, exactly — a C×C matrix-vector product per image instead of a C×C
+        convolution over H×W."""
+        conv = self.mix[0]
+        wc = F.linear(c.flatten(1), conv.weight.flatten(1))
+        return wc, (conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1]))
+
     def _weights(self, s: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        conv, norm, act = self.mix
-        # ConvBlock(s ⊗ c): the 1×1 conv of the rank-1 map s ⊗ c is s ⊗ (W c) + b, exactly — a C×C
-        # matrix-vector product per image instead of a C×C convolution over H×W.
-        wc = F.linear(c.flatten(1), conv.weight.flatten(1))[:, :, None, None]  # W c: (N, C, 1, 1)
-        b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
-        return self.gate(act(norm(torch.addcmul(b[:, None, None], s, wc))))
+        _, norm, act = self.mix
+        wc, b = self._mix_conv(c)
+        return self.gate(act(norm(torch.addcmul(b[:, None, None], s, wc[:, :, None, None]))))
 
     def _rank1(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(s, u, v)`` with ``BN(conv(s ⊗ c)) = u ⊗ s + v``: the spatial map and the mix's conv and
         BatchNorm folded into a scale and a shift per image and channel, BN's statistics included."""
         s, c = self.spatial(x), self.channel(x)
-        conv, norm, _ = self.mix
-        wc = F.linear(c.flatten(1), conv.weight.flatten(1))  # W c: (N, C)
-        b = conv.bias if conv.bias is not None else wc.new_zeros(wc.shape[1])
+        norm = self.mix[1]
+        wc, b = self._mix_conv(c)
         mean, var = _rank1_batch_norm_statistics(norm, s, wc, b)
         scale = torch.rsqrt(var + norm.eps)  # BN(z) = (z − mean) · γ / √(var + ε) + β, with z = wc s + b
         if norm.weight is not None:

@@ -64,11 +64,11 @@ def mix(x: Tensor, y: Optional[Tensor], local: Optional[Tensor], pooled: Optiona
         relu: bool = False) -> Tensor:
     """``z = scale · (y + M ⊙ (x − y))`` (= ``M ⊙ x + (1 − M) ⊙ y``), or ``scale · x ⊙ M`` without
     ``y``, with ``M = σ(local + pooled)``: local (N, C, H, W), pooled (N, C), either may be absent;
-    then ``relu`` if asked — MS-CAM's gate and attentional feature fusion."""
-    if local is None and pooled is None:
-        raise ValueError("attnzoo.ops.mix: expected local or pooled logits, got neither")
-    logits = local if pooled is None else (pooled[:, :, None, None] if local is None else local + pooled[:, :, None, None])
-    weights = torch.sigmoid(logits)
+    then ``relu`` if asked — MS-CAM's gate and attentional feature fusion (``attnzoo.ops.mix``
+    checks that one of the logits is given)."""
+    if pooled is not None:
+        pooled = pooled[:, :, None, None]
+    weights = torch.sigmoid(pooled if local is None else local if pooled is None else local + pooled)
     z = x * weights if y is None else y + weights * (x - y)
     if scale != 1.0:
         z = z * scale

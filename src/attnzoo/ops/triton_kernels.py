@@ -447,17 +447,24 @@ def rank1_gate_backward(grad: Tensor, x: Tensor, spatial: Tensor, scale: Tensor,
 # --- mix (MS-CAM, AFF, iAFF) ---------------------------------------------------------------------
 
 @triton.jit
+def _mix_weights(l_ptr, q_ptr, n, c, p, C, sln, slc, slp, mc, m, HAS_L: tl.constexpr, HAS_Q: tl.constexpr, F64: tl.constexpr,
+                 BC: tl.constexpr, BP: tl.constexpr):
+    """``M = σ(local + pooled)`` on this tile, either logits absent (forward and backward recompute it alike)."""
+    logits = tl.zeros((BC, BP), dtype=tl.float64 if F64 else tl.float32)
+    if HAS_L:
+        logits += _load_tile(l_ptr, n, c, p, sln, slc, slp, m, F64)
+    if HAS_Q:
+        logits += tl.load(q_ptr + n * C + c, mask=mc, other=0.0).to(logits.dtype)[:, None]
+    return _sigmoid(logits)
+
+
+@triton.jit
 def _mix_kernel(x_ptr, y_ptr, l_ptr, q_ptr, z_ptr, C, P, scale, sxn, sxc, sxp, syn, syc, syp, sln, slc, slp, szn, szc, szp,
                 HAS_Y: tl.constexpr, HAS_L: tl.constexpr, HAS_Q: tl.constexpr, RELU: tl.constexpr, F64: tl.constexpr,
                 BC: tl.constexpr, BP: tl.constexpr):
     n, _, _, c, p, mc, mp, m = _tile(C, P, BC, BP)
     xv = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
-    logits = tl.zeros((BC, BP), dtype=xv.dtype)
-    if HAS_L:
-        logits += _load_tile(l_ptr, n, c, p, sln, slc, slp, m, F64)
-    if HAS_Q:
-        logits += tl.load(q_ptr + n * C + c, mask=mc, other=0.0).to(xv.dtype)[:, None]
-    weights = _sigmoid(logits)
+    weights = _mix_weights(l_ptr, q_ptr, n, c, p, C, sln, slc, slp, mc, m, HAS_L, HAS_Q, F64, BC, BP)
     if HAS_Y:
         yv = _load_tile(y_ptr, n, c, p, syn, syc, syp, m, F64)
         z = yv + weights * (xv - yv)
@@ -501,12 +508,7 @@ def _mix_backward_kernel(g_ptr, x_ptr, y_ptr, l_ptr, q_ptr, z_ptr, gx_ptr, gy_pt
         zv = _load_tile(z_ptr, n, c, p, szn, szc, szp, m, F64)
         g = tl.where(zv > 0, g, 0.0)
     g = g * scale
-    logits = tl.zeros((BC, BP), dtype=g.dtype)
-    if HAS_L:
-        logits += _load_tile(l_ptr, n, c, p, sln, slc, slp, m, F64)
-    if HAS_Q:
-        logits += tl.load(q_ptr + n * C + c, mask=mc, other=0.0).to(g.dtype)[:, None]
-    weights = _sigmoid(logits)
+    weights = _mix_weights(l_ptr, q_ptr, n, c, p, C, sln, slc, slp, mc, m, HAS_L, HAS_Q, F64, BC, BP)
     xv = _load_tile(x_ptr, n, c, p, sxn, sxc, sxp, m, F64)
     gx = g * weights
     _store_tile(gx_ptr, gx, n, c, p, sxn, sxc, sxp, m)
